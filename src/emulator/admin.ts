@@ -1,0 +1,98 @@
+import Router, { type RouterContext, type RouterMiddleware } from '@koa/router'
+import { invalid } from './api-error.js'
+import { bodyObject, readJson } from './validate.js'
+import type { MeteringRecordWire } from './wire.js'
+
+/** What the admin routes can do; implemented by the running emulator. */
+export interface AdminControls {
+  requestCounts(): Record<string, number>
+  reset(): void
+  revokeTokens(): void
+  advanceClock(ms: number): void
+  now(): number
+  setAggregationLag(ms: number): void
+  setLatency(ms: number): void
+  recordedUsage(filter: { customerId?: string; meteringId?: string; bucket?: string | null }): number
+  meteringRecords(): readonly MeteringRecordWire[]
+}
+
+/**
+ * Test hooks outside the Planship API (`/_emulator/…`), without auth, so test suites in any
+ * language can steer the emulator over HTTP. Never counted and never delayed by fault injection.
+ */
+export function createAdminRouter(controls: AdminControls): Router {
+  const router = new Router({ prefix: '/_emulator' })
+  const answer =
+    (handler: (ctx: RouterContext) => unknown): RouterMiddleware =>
+    async (ctx) => {
+      const body = await handler(ctx)
+      ctx.status = 200
+      ctx.body = body
+    }
+
+  router.get(
+    '/requests',
+    answer(() => controls.requestCounts()),
+  )
+  router.post(
+    '/reset',
+    answer(() => {
+      controls.reset()
+      return {}
+    }),
+  )
+  router.post(
+    '/revoke-tokens',
+    answer(() => {
+      controls.revokeTokens()
+      return {}
+    }),
+  )
+  router.post(
+    '/clock',
+    answer(async (ctx) => {
+      const body = bodyObject(await readJson(ctx), true)
+      controls.advanceClock(nonNegative(body.advance_ms, 'advance_ms'))
+      return { now: new Date(controls.now()).toISOString(), now_ms: controls.now() }
+    }),
+  )
+  router.post(
+    '/settings',
+    answer(async (ctx) => {
+      const body = bodyObject(await readJson(ctx), true)
+      if (body.aggregation_lag_ms !== undefined) {
+        controls.setAggregationLag(nonNegative(body.aggregation_lag_ms, 'aggregation_lag_ms'))
+      }
+      if (body.latency_ms !== undefined) controls.setLatency(nonNegative(body.latency_ms, 'latency_ms'))
+      return {}
+    }),
+  )
+  router.get(
+    '/usage',
+    answer((ctx) => {
+      const filter: { customerId?: string; meteringId?: string; bucket?: string | null } = {}
+      const { customer_id: customerId, metering_id: meteringId, bucket } = ctx.query
+      if (typeof customerId === 'string') filter.customerId = customerId
+      if (typeof meteringId === 'string') filter.meteringId = meteringId
+      // Planship's own convention: unbucketed usage is keyed "null".
+      if (typeof bucket === 'string') filter.bucket = bucket === 'null' ? null : bucket
+      return { usage: controls.recordedUsage(filter) }
+    }),
+  )
+  router.get(
+    '/records',
+    answer(() => controls.meteringRecords()),
+  )
+  return router
+}
+
+function nonNegative(value: unknown, key: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalid(
+      ['body', key],
+      'ensure this value is a number greater than or equal to 0',
+      'value_error.number.not_ge',
+    )
+  }
+  return value
+}

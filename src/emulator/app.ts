@@ -1,0 +1,49 @@
+import Koa, { type Middleware } from 'koa'
+import { createAdminRouter, type AdminControls } from './admin.js'
+import { ApiError } from './api-error.js'
+import { createApiRouter, type ApiRouterDeps } from './routes.js'
+
+/**
+ * Turns every failure into FastAPI's `{"detail": …}` JSON, so that clients always get JSON and a
+ * bad request never takes the emulator down.
+ */
+const jsonErrors: Middleware = async (ctx, next) => {
+  try {
+    await next()
+    if (ctx.status === 404 && ctx.body === undefined) {
+      ctx.status = 404
+      ctx.body = { detail: 'Not Found' }
+    }
+  } catch (error) {
+    if (error instanceof ApiError) {
+      ctx.status = error.status
+      ctx.set(error.headers)
+      ctx.body = { detail: error.detail }
+      return
+    }
+    const status = (error as { status?: unknown }).status
+    if (typeof status === 'number' && ((status >= 400 && status < 500) || status === 501)) {
+      // http-errors from @koa/router (405 Method Not Allowed, 501 for unknown methods) and Koa itself.
+      ctx.status = status
+      const allow = (error as { headers?: { Allow?: string } }).headers?.Allow
+      if (allow !== undefined) ctx.set('Allow', allow)
+      ctx.body = { detail: (error as Error).message }
+      return
+    }
+    ctx.status = 500
+    ctx.body = { detail: 'Internal Server Error' }
+    ctx.app.emit('error', error, ctx)
+  }
+}
+
+export function createEmulatorApp(deps: ApiRouterDeps & { controls: AdminControls }): Koa {
+  const app = new Koa()
+  const admin = createAdminRouter(deps.controls)
+  const api = createApiRouter(deps)
+  app.use(jsonErrors)
+  app.use(admin.routes())
+  app.use(admin.allowedMethods({ throw: true }))
+  app.use(api.routes())
+  app.use(api.allowedMethods({ throw: true }))
+  return app
+}

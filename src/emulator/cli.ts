@@ -1,0 +1,138 @@
+import { realpathSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { startEmulator, type EmulatorOptions } from './index.js'
+
+const USAGE = `Usage: planship-emulator [options]
+
+Runs a local Planship API emulator (API 0.3.1 wire format) for development and tests.
+
+Options:
+  --host <host>               interface to listen on (default 127.0.0.1)
+  --port <port>               port to listen on, 0 for a free one (default 8787)
+  --fixture <file.json>       products, plans, levers, customers and credentials (default: demo product)
+  --aggregation-lag-ms <ms>   delay before reported usage shows in usage and entitlements (default 0)
+  --latency-ms <ms>           delay added before every API answer (default 0)
+  --token-ttl-seconds <s>     lifetime of issued access tokens (default 3600)
+  -h, --help                  show this help
+
+Admin routes (no auth): GET /_emulator/requests, POST /_emulator/reset,
+POST /_emulator/revoke-tokens, POST /_emulator/clock {"advance_ms": n},
+POST /_emulator/settings {"latency_ms", "aggregation_lag_ms"}, GET /_emulator/records,
+GET /_emulator/usage?customer_id=&metering_id=&bucket=
+`
+
+class UsageError extends Error {}
+
+/** Parses the command line; throws a `UsageError` on anything it does not understand. */
+export function parseCliArgs(argv: string[]): { help: true } | { help: false; options: EmulatorOptions } {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        fixture: { type: 'string' },
+        'aggregation-lag-ms': { type: 'string' },
+        'latency-ms': { type: 'string' },
+        'token-ttl-seconds': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }))
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  if (values.help === true) return { help: true }
+  const options: EmulatorOptions = { host: values.host ?? '127.0.0.1', port: 8787 }
+  if (values.port !== undefined) options.port = number(values.port, '--port', { integer: true, max: 65535 })
+  if (values.fixture !== undefined) options.fixture = values.fixture
+  if (values['aggregation-lag-ms'] !== undefined) {
+    options.aggregationLagMs = number(values['aggregation-lag-ms'], '--aggregation-lag-ms')
+  }
+  if (values['latency-ms'] !== undefined) options.latencyMs = number(values['latency-ms'], '--latency-ms')
+  if (values['token-ttl-seconds'] !== undefined) {
+    options.tokenTtlSeconds = number(values['token-ttl-seconds'], '--token-ttl-seconds', { min: 1 })
+  }
+  return { help: false, options }
+}
+
+function number(text: string, flag: string, rules: { integer?: boolean; min?: number; max?: number } = {}): number {
+  const value = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN
+  const ok =
+    Number.isFinite(value) &&
+    (rules.integer !== true || Number.isInteger(value)) &&
+    value >= (rules.min ?? 0) &&
+    value <= (rules.max ?? Number.MAX_SAFE_INTEGER)
+  if (!ok) throw new UsageError(`${flag} expects a ${rules.integer === true ? 'whole ' : ''}number, got "${text}"`)
+  return value
+}
+
+/**
+ * Runs the CLI: starts the emulator, prints how to reach it and stops on SIGINT/SIGTERM.
+ * Sets `process.exitCode` (2 for usage errors, 1 when the emulator cannot start).
+ */
+export async function main(argv: string[]): Promise<void> {
+  let parsed
+  try {
+    parsed = parseCliArgs(argv)
+  } catch (error) {
+    process.stderr.write(`planship-emulator: ${(error as Error).message}\nRun planship-emulator --help for usage.\n`)
+    process.exitCode = 2
+    return
+  }
+  if (parsed.help) {
+    process.stdout.write(USAGE)
+    return
+  }
+
+  let emulator
+  try {
+    emulator = await startEmulator(parsed.options)
+  } catch (error) {
+    process.stderr.write(`planship-emulator: ${(error as Error).message}\n`)
+    process.exitCode = 1
+    return
+  }
+
+  // The demo credentials are the point of this output: users paste them into their app's config.
+  process.stdout.write(
+    [
+      `Planship emulator listening on ${emulator.url}`,
+      `  client id:     ${emulator.clientId}`,
+      `  client secret: ${emulator.clientSecret}`,
+      `  product:       ${emulator.productSlug}`,
+      'Press Ctrl+C to stop.',
+      '',
+    ].join('\n'),
+  )
+
+  const stop = (): void => {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    emulator.close().then(
+      () => process.stdout.write('Planship emulator stopped.\n'),
+      (error: unknown) => {
+        process.stderr.write(`planship-emulator: ${(error as Error).message}\n`)
+        process.exitCode = 1
+      },
+    )
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}
+
+/** Whether this module is the program's entry point (`tsx src/emulator/cli.ts`), not an import. */
+function isEntryModule(): boolean {
+  const entry = process.argv[1]
+  if (entry === undefined) return false
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href
+  } catch {
+    return false
+  }
+}
+
+if (isEntryModule()) await main(process.argv.slice(2))

@@ -1,0 +1,41 @@
+/** Names of the emulated API routes, as used by the request counters. */
+export type RouteName =
+  | 'token'
+  | 'health'
+  | 'createCustomer'
+  | 'getCustomer'
+  | 'deleteCustomer'
+  | 'entitlements'
+  | 'leverUsage'
+  | 'meteringIdUsage'
+  | 'reportUsage'
+  | 'listSubscriptions'
+  | 'createSubscription'
+  | 'getSubscription'
+  | 'modifySubscription'
+  | 'renewSubscription'
+  | 'listSubscriptionCustomers'
+  | 'addSubscriptionCustomer'
+  | 'removeSubscriptionCustomer'
+  | 'getProduct'
+  | 'listLevers'
+  | 'getLever'
+  | 'listPlans'
+  | 'getPlan'
+
+/** Requests per route, whatever their outcome, so tests can assert how often a client called out. */
+export class RequestCounters {
+  private counts = new Map<RouteName, number>()
+
+  increment(route: RouteName): void {
+    this.counts.set(route, (this.counts.get(route) ?? 0) + 1)
+  }
+
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(this.counts)
+  }
+
+  reset(): void {
+    this.counts = new Map()
+  }
+}

@@ -1,0 +1,222 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { AdminControls } from './admin.js'
+import { createEmulatorApp } from './app.js'
+import { RequestCounters } from './counters.js'
+import { Faults } from './faults.js'
+import { fixtureCredentials, loadFixture, type Fixture } from './fixture.js'
+import { EmulatorState } from './state.js'
+import { EmulatorClock } from './time.js'
+import { meteringRecordWire, type MeteringRecordWire } from './wire.js'
+
+export { defaultFixture, loadFixture } from './fixture.js'
+export type {
+  AggregationPeriod,
+  AggregationScope,
+  DurationUnit,
+  EntitlementValue,
+  Fixture,
+  FixtureBooleanLever,
+  FixtureCredentials,
+  FixtureCustomer,
+  FixtureEnumLever,
+  FixtureIntegerLever,
+  FixtureLever,
+  FixtureListLever,
+  FixtureMeteredLever,
+  FixturePlan,
+  FixtureProduct,
+  FixtureSubscription,
+  MeteringFormula,
+} from './fixture.js'
+export type { LeverUsageWire } from './aggregation.js'
+export type { RouteName } from './counters.js'
+export type { MeteringRecordWire } from './wire.js'
+
+/** Options of {@link startEmulator}. */
+export interface EmulatorOptions {
+  /** Interface to listen on. Defaults to `'127.0.0.1'`. */
+  host?: string
+  /** Port to listen on; `0` picks a free one (read it from `emulator.url`). Defaults to `0`. */
+  port?: number
+  /** A fixture object or the path of a JSON fixture file. Defaults to the demo fixture ({@link defaultFixture}). */
+  fixture?: Fixture | string
+  /**
+   * Reported usage shows in lever usage and entitlements only this many ms after it was reported,
+   * like Planship's asynchronous aggregation. Defaults to `0`.
+   */
+  aggregationLagMs?: number
+  /** Delay added before every API answer (not the `/_emulator` admin routes), in ms. Defaults to `0`. */
+  latencyMs?: number
+  /** `expires_in` of issued tokens; tokens are rejected (401) once it has passed. Defaults to `3600`. */
+  tokenTtlSeconds?: number
+  /** Time source in ms since the epoch, e.g. a fake clock. Defaults to `Date.now`. */
+  clock?: { now(): number }
+}
+
+/** A running emulator. */
+export interface Emulator {
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:43121`; pass it as the SDK's `baseUrl`. */
+  readonly url: string
+  /** First credentials of the fixture. */
+  readonly clientId: string
+  readonly clientSecret: string
+  /** Slug of the fixture's first product. */
+  readonly productSlug: string
+  readonly server: Server
+  /** Requests per API route (by {@link RouteName}) since start or the last reset, whatever their outcome. */
+  requestCounts(): Record<string, number>
+  resetRequestCounts(): void
+  /** Every token issued so far is rejected from now on (401); new tokens can still be requested. */
+  revokeTokens(): void
+  setAggregationLag(ms: number): void
+  setLatency(ms: number): void
+  /** Moves emulator time forward: subscription periods, rolling windows, token expiry and lag follow. */
+  advanceClock(ms: number): void
+  /**
+   * Creates a customer subscribed to `planSlug` (defaults to the first plan) of the first product.
+   * Throws if the alternative id is taken or the plan does not exist.
+   */
+  createCustomer(alternativeId: string, planSlug?: string): { id: string }
+  /**
+   * Sum of `usage` of every metering record matching the filter, ignoring aggregation lag and
+   * periods. `customerId` may be the UUID or the alternative id; `bucket: null` matches unbucketed records.
+   */
+  recordedUsage(filter?: { customerId?: string; meteringId?: string; bucket?: string | null }): number
+  /** Every metering record as it was returned on the wire, oldest first. */
+  meteringRecords(): readonly MeteringRecordWire[]
+  /**
+   * Back to the fixture: customers, subscriptions, records, tokens, request counters, clock offset,
+   * and the latency and aggregation lag the emulator started with.
+   */
+  reset(): void
+  /** Stops listening and drops open connections. Safe to call more than once. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts a Planship API emulator (API 0.3.1 wire format) that the official `@planship/fetch`
+ * client can use unchanged.
+ *
+ * @example
+ * const emu = await startEmulator()
+ * const planship = new Planship(emu.productSlug, { clientId: emu.clientId, clientSecret: emu.clientSecret }, { baseUrl: emu.url })
+ * await planship.getEntitlements('free-customer')
+ * await emu.close()
+ */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const host = options.host ?? '127.0.0.1'
+  const port = options.port ?? 0
+  const aggregationLagMs = options.aggregationLagMs ?? 0
+  const latencyMs = options.latencyMs ?? 0
+  const tokenTtlSeconds = options.tokenTtlSeconds ?? 3600
+  if (typeof host !== 'string' || host === '') throw new TypeError('host must be a non-empty string')
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new TypeError('port must be an integer from 0 to 65535')
+  assertDuration(aggregationLagMs, 'aggregationLagMs')
+  assertDuration(latencyMs, 'latencyMs')
+  if (typeof tokenTtlSeconds !== 'number' || !Number.isFinite(tokenTtlSeconds) || tokenTtlSeconds <= 0) {
+    throw new TypeError('tokenTtlSeconds must be a positive number')
+  }
+  if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
+    throw new TypeError('clock must have a now() method')
+  }
+
+  const fixture = loadFixture(options.fixture)
+  const credentials = fixtureCredentials(fixture)[0]
+  const product = fixture.products[0]
+  if (credentials === undefined || product === undefined) throw new TypeError('fixture needs credentials and a product')
+
+  const clock = new EmulatorClock(options.clock ?? { now: () => Date.now() })
+  const state = new EmulatorState(fixture, { clock, aggregationLagMs, tokenTtlSeconds })
+  const counters = new RequestCounters()
+  const faults = new Faults({ latencyMs })
+
+  const controls: AdminControls = {
+    requestCounts: () => counters.snapshot(),
+    reset: () => {
+      // The clock first: the fixture's subscriptions start at the reset time.
+      clock.reset()
+      state.reset()
+      counters.reset()
+      faults.reset()
+      state.aggregationLagMs = aggregationLagMs
+    },
+    revokeTokens: () => state.tokens.revokeAll(),
+    advanceClock: (ms) => {
+      assertDuration(ms, 'ms')
+      clock.advance(ms)
+    },
+    now: () => clock.now(),
+    setAggregationLag: (ms) => {
+      assertDuration(ms, 'ms')
+      state.aggregationLagMs = ms
+    },
+    setLatency: (ms) => {
+      assertDuration(ms, 'ms')
+      faults.settings.latencyMs = ms
+    },
+    recordedUsage: (filter) => state.recordedUsage(filter),
+    meteringRecords: () => state.allRecords().map(meteringRecordWire),
+  }
+
+  const app = createEmulatorApp({ state, counters, faults, controls })
+  const server = createServer(app.callback())
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const url = `http://${urlHost(host)}:${(server.address() as AddressInfo).port}`
+
+  let closing: Promise<void> | undefined
+  const firstProduct = state.catalog.products[0]
+  return {
+    url,
+    clientId: credentials.clientId,
+    clientSecret: credentials.clientSecret,
+    productSlug: product.slug,
+    server,
+    requestCounts: controls.requestCounts,
+    resetRequestCounts: () => counters.reset(),
+    revokeTokens: controls.revokeTokens,
+    setAggregationLag: controls.setAggregationLag,
+    setLatency: controls.setLatency,
+    advanceClock: controls.advanceClock,
+    createCustomer: (alternativeId, planSlug) => {
+      const plan = planSlug === undefined ? firstProduct?.plans[0] : firstProduct?.plansBySlug.get(planSlug)
+      if (plan === undefined) throw new TypeError(`planSlug: product ${product.slug} has no plan ${planSlug ?? ''}`)
+      if (state.findCustomer(alternativeId) !== undefined) {
+        throw new Error(`a customer with alternative id ${alternativeId} already exists`)
+      }
+      const customer = state.createCustomer({ alternativeId })
+      state.subscribe(customer, plan)
+      return { id: customer.id }
+    },
+    recordedUsage: (filter = {}) => state.recordedUsage(filter),
+    meteringRecords: controls.meteringRecords,
+    reset: controls.reset,
+    close: () => {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.closeAllConnections()
+        server.close((error) => (error === undefined ? resolve() : reject(error)))
+      })
+      return closing
+    },
+  }
+}
+
+function assertDuration(value: unknown, name: string): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`${name} must be a finite number >= 0`)
+  }
+}
+
+/** The host to put in the URL: a wildcard address is reached through loopback, IPv6 needs brackets. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1'
+  if (host === '::') return '[::1]'
+  return host.includes(':') ? `[${host}]` : host
+}

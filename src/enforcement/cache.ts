@@ -1,0 +1,100 @@
+import { LRUCache } from 'lru-cache'
+import type { Clock } from '../options.js'
+
+/** A cached value and when its fetch started (the point in time the data describes at the latest). */
+export interface Snapshot<V> {
+  value: V
+  fetchedAt: number
+}
+
+/** How a lookup was answered. */
+export type Freshness = 'fresh' | 'stale'
+
+export interface RefreshingCacheConfig<V> {
+  max: number
+  ttlMs: number
+  maxStaleMs: number
+  clock: Clock
+  load: (key: string) => Promise<V>
+  /** After a failed load, how long a key is not loaded again (its callers get the failure). */
+  failureBackoffMs: number
+  /** Called when a background refresh fails; the stale value keeps being served. */
+  onRefreshError: (key: string, error: unknown) => void
+}
+
+/**
+ * Stale-while-revalidate over a bounded LRU: fresh for `ttlMs`, then served stale (and
+ * refreshed in the background) for `maxStaleMs` more, including while Planship fails.
+ * One load per key at a time, however many callers wait for it.
+ *
+ * Staleness is tracked here, not with lru-cache's own TTL, because lru-cache has no bound on
+ * how long a stale value may be served after failed refreshes.
+ */
+export class RefreshingCache<V> {
+  readonly #lru: LRUCache<string, Snapshot<V>>
+  readonly #inflight = new Map<string, Promise<Snapshot<V>>>()
+  /** Recent load failures: while Planship is down, each key is tried once per backoff, not per request. */
+  readonly #failures: LRUCache<string, { at: number; error: unknown }>
+  readonly #config: RefreshingCacheConfig<V>
+
+  constructor(config: RefreshingCacheConfig<V>) {
+    this.#config = config
+    this.#lru = new LRUCache({ max: config.max })
+    this.#failures = new LRUCache({ max: config.max })
+  }
+
+  /**
+   * The usable snapshot for `key` without waiting, or `undefined` when there is none. A stale
+   * snapshot starts a background refresh.
+   */
+  peek(key: string): { snapshot: Snapshot<V>; freshness: Freshness } | undefined {
+    const snapshot = this.#lru.get(key)
+    if (snapshot === undefined) return undefined
+    const now = this.#config.clock.now()
+    const age = now - snapshot.fetchedAt
+    if (age < this.#config.ttlMs) return { snapshot, freshness: 'fresh' }
+    if (age >= this.#config.ttlMs + this.#config.maxStaleMs) return undefined
+    if (!this.#inflight.has(key) && !this.#backingOff(key, now)) {
+      this.#refresh(key).catch((error: unknown) => this.#config.onRefreshError(key, error))
+    }
+    return { snapshot, freshness: 'stale' }
+  }
+
+  /** The usable snapshot for `key`, loading it when there is none. Rejects when loading fails. */
+  async get(key: string): Promise<{ snapshot: Snapshot<V>; freshness: Freshness }> {
+    return this.peek(key) ?? { snapshot: await this.#refresh(key), freshness: 'fresh' }
+  }
+
+  #refresh(key: string): Promise<Snapshot<V>> {
+    let pending = this.#inflight.get(key)
+    if (pending !== undefined) return pending
+    const fetchedAt = this.#config.clock.now()
+    if (this.#backingOff(key, fetchedAt)) return Promise.reject(this.#failures.get(key)?.error)
+    pending = this.#config
+      .load(key)
+      .then(
+        (value) => {
+          const snapshot = { value, fetchedAt }
+          this.#lru.set(key, snapshot)
+          this.#failures.delete(key)
+          return snapshot
+        },
+        (error: unknown) => {
+          this.#failures.set(key, { at: this.#config.clock.now(), error })
+          throw error
+        },
+      )
+      .finally(() => this.#inflight.delete(key))
+    this.#inflight.set(key, pending)
+    return pending
+  }
+
+  #backingOff(key: string, now: number): boolean {
+    const failure = this.#failures.get(key)
+    return failure !== undefined && now - failure.at < this.#config.failureBackoffMs
+  }
+
+  get size(): number {
+    return this.#lru.size
+  }
+}

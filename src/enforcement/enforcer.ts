@@ -1,0 +1,229 @@
+import { PlanshipMeterError } from '../errors.js'
+import type { Clock, Logger } from '../options.js'
+import type { PlanshipClient } from '../planship/client.js'
+import type { Entitlements, LeverUsage } from '../planship/types.js'
+import { type Freshness, RefreshingCache, type Snapshot } from './cache.js'
+import { isEntitled, isPerBucket, remainingAllowance } from './entitlements.js'
+import type { LeverLimit, Reservation, UsageStore } from './store.js'
+
+export interface EnforcerConfig {
+  client: PlanshipClient
+  store: UsageStore
+  ttlMs: number
+  maxStaleMs: number
+  max: number
+  failMode: 'open' | 'closed'
+  clock: Clock
+  logger: Logger
+}
+
+/**
+ * Where a decision's data came from: a fresh or stale cached snapshot, or none at all, in which
+ * case `failMode` decided.
+ */
+export type DecisionSource = Freshness | 'fail-open' | 'fail-closed'
+
+export type Denied =
+  | { reason: 'quota'; lever: string | undefined; remaining: number; limit: number | undefined }
+  | { reason: 'feature'; lever: string }
+  | { reason: 'unavailable'; error: unknown }
+
+export type ConsumeDecision =
+  | { allowed: true; source: DecisionSource; reservation: Reservation }
+  | { allowed: false; source: DecisionSource; denied: Denied }
+
+export type FeatureDecision =
+  { allowed: true; source: DecisionSource } | { allowed: false; source: DecisionSource; denied: Denied }
+
+export interface ConsumeRequest {
+  customerId: string
+  meteringId: string
+  bucket: string | undefined
+  cost: number
+}
+
+/** After a failed Planship read, the same key is not read again for this long. */
+const FAILURE_BACKOFF_MS = 1_000
+/** How often the product-level map of metering ids to levers is re-learned. */
+const CATALOG_TTL_MS = 600_000
+
+/**
+ * Decides from cached Planship data whether a request may consume usage or use a feature, and
+ * reserves what it admits. Knows nothing of HTTP frameworks.
+ */
+export class Enforcer {
+  readonly #config: EnforcerConfig
+  readonly #entitlements: RefreshingCache<Entitlements>
+  /** Per customer × metering id: usage of each lever the id feeds. Read on cold paths only. */
+  readonly #usage: RefreshingCache<Record<string, LeverUsage>>
+  /** Product-level: metering id → the levers it feeds, learned from metering-id usage answers. */
+  readonly #leversByMeteringId = new Map<string, { levers: string[]; learnedAt: number }>()
+  /** The inverse, restricted to metering ids this process has seen. */
+  readonly #meteringIdsByLever = new Map<string, string[]>()
+
+  constructor(config: EnforcerConfig) {
+    this.#config = config
+    const common = {
+      max: config.max,
+      ttlMs: config.ttlMs,
+      maxStaleMs: config.maxStaleMs,
+      clock: config.clock,
+      failureBackoffMs: FAILURE_BACKOFF_MS,
+      onRefreshError: (key: string, error: unknown) =>
+        config.logger.warn?.('refreshing cached Planship data failed; serving stale data', {
+          key: key.replace('\u0000', ' '),
+          error: describe(error),
+        }),
+    }
+    this.#entitlements = new RefreshingCache({ ...common, load: (customerId) => this.#loadEntitlements(customerId) })
+    this.#usage = new RefreshingCache({ ...common, load: (key) => this.#loadUsage(key) })
+  }
+
+  async consume(request: ConsumeRequest): Promise<ConsumeDecision> {
+    const { customerId, meteringId, bucket } = request
+    let entitlements = this.#entitlements.peek(customerId)
+    let levers = this.#knownLevers(customerId, meteringId)
+    if (entitlements === undefined || levers === undefined) {
+      try {
+        ;[entitlements, levers] = await Promise.all([
+          entitlements ?? this.#entitlements.get(customerId),
+          levers ?? this.#learnLevers(customerId, meteringId),
+        ])
+      } catch (error) {
+        if (isNotFound(error)) {
+          // Planship does not know the customer: nothing is entitled.
+          return {
+            allowed: false,
+            source: 'fresh',
+            denied: { reason: 'quota', lever: undefined, remaining: 0, limit: 0 },
+          }
+        }
+        return this.#withoutData(request, error)
+      }
+    }
+    const snapshot = entitlements.snapshot
+    const limits: LeverLimit[] = []
+    for (const lever of levers) {
+      const value = snapshot.value[lever]
+      const remaining = remainingAllowance(value, bucket)
+      if (remaining === undefined) continue
+      limits.push({
+        lever,
+        remaining,
+        meteringIds: this.#meteringIdsByLever.get(lever) ?? [meteringId],
+        perBucket: isPerBucket(value),
+      })
+    }
+    const result = await this.#config.store.reserve({ ...request, limits, snapshotAt: snapshot.fetchedAt })
+    if (result.ok) return { allowed: true, source: entitlements.freshness, reservation: result.reservation }
+    const limit = await this.#limitOf(customerId, meteringId, result.lever, snapshot, bucket)
+    return {
+      allowed: false,
+      source: entitlements.freshness,
+      denied: { reason: 'quota', lever: result.lever, remaining: result.remaining, limit },
+    }
+  }
+
+  /** The admitted request's usage is to be reported: `usage` units replace the reservation. */
+  commit(reservation: Reservation, usage: number): void | Promise<void> {
+    return this.#config.store.commit(reservation, usage)
+  }
+
+  /** The admitted request is not reported: its reservation is returned. */
+  release(reservation: Reservation): void | Promise<void> {
+    return this.#config.store.release(reservation)
+  }
+
+  async requireFeature(customerId: string, lever: string): Promise<FeatureDecision> {
+    let entitlements = this.#entitlements.peek(customerId)
+    if (entitlements === undefined) {
+      try {
+        entitlements = await this.#entitlements.get(customerId)
+      } catch (error) {
+        if (this.#config.failMode === 'open') return { allowed: true, source: 'fail-open' }
+        return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
+      }
+    }
+    if (isEntitled(entitlements.snapshot.value[lever])) return { allowed: true, source: entitlements.freshness }
+    return { allowed: false, source: entitlements.freshness, denied: { reason: 'feature', lever } }
+  }
+
+  /** No usable data: admit (still tracking usage, so it gets reported) or refuse, per `failMode`. */
+  async #withoutData(request: ConsumeRequest, error: unknown): Promise<ConsumeDecision> {
+    this.#config.logger.warn?.(`no usable Planship data; failing ${this.#config.failMode}`, {
+      customerId: request.customerId,
+      error: describe(error),
+    })
+    if (this.#config.failMode === 'closed') {
+      return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
+    }
+    const result = await this.#config.store.reserve({ ...request, limits: [], snapshotAt: this.#config.clock.now() })
+    if (!result.ok) throw new Error('a reservation without limits was refused') // unreachable by contract
+    return { allowed: true, source: 'fail-open', reservation: result.reservation }
+  }
+
+  #knownLevers(customerId: string, meteringId: string): string[] | undefined {
+    const known = this.#leversByMeteringId.get(meteringId)
+    if (known === undefined) return undefined
+    if (this.#config.clock.now() - known.learnedAt > CATALOG_TTL_MS) {
+      this.#usage.get(usageKey(customerId, meteringId)).catch(() => {})
+    }
+    return known.levers
+  }
+
+  async #learnLevers(customerId: string, meteringId: string): Promise<string[]> {
+    await this.#usage.get(usageKey(customerId, meteringId))
+    return this.#leversByMeteringId.get(meteringId)?.levers ?? []
+  }
+
+  /** The lever's full allowance (remaining + used), for the RateLimit-Policy header; best effort. */
+  async #limitOf(
+    customerId: string,
+    meteringId: string,
+    lever: string,
+    snapshot: Snapshot<Entitlements>,
+    bucket: string | undefined,
+  ): Promise<number | undefined> {
+    try {
+      const usage = (await this.#usage.get(usageKey(customerId, meteringId))).snapshot.value[lever]
+      const remaining = remainingAllowance(snapshot.value[lever], bucket)
+      if (usage === undefined || remaining === undefined) return undefined
+      const used = isPerBucket(snapshot.value[lever]) ? (usage.by_bucket[bucket ?? 'null'] ?? 0) : usage.total
+      return remaining + used
+    } catch {
+      return undefined
+    }
+  }
+
+  async #loadEntitlements(customerId: string): Promise<Entitlements> {
+    return this.#config.client.getEntitlements(customerId)
+  }
+
+  async #loadUsage(key: string): Promise<Record<string, LeverUsage>> {
+    const [customerId = '', meteringId = ''] = key.split('\u0000')
+    const usage = await this.#config.client.getMeteringIdUsage(customerId, meteringId)
+    this.#learn(meteringId, Object.keys(usage))
+    return usage
+  }
+
+  #learn(meteringId: string, levers: string[]): void {
+    this.#leversByMeteringId.set(meteringId, { levers, learnedAt: this.#config.clock.now() })
+    for (const lever of levers) {
+      const ids = this.#meteringIdsByLever.get(lever) ?? []
+      if (!ids.includes(meteringId)) this.#meteringIdsByLever.set(lever, [...ids, meteringId])
+    }
+  }
+}
+
+function usageKey(customerId: string, meteringId: string): string {
+  return `${customerId}\u0000${meteringId}`
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof PlanshipMeterError && error.status === 404
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof PlanshipMeterError) return `${error.code}: ${error.message}`
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,177 @@
+import type { Clock } from '../options.js'
+import type {
+  LeverLimit,
+  PendingReport,
+  Reservation,
+  ReserveRequest,
+  ReserveResult,
+  UsageKey,
+  UsageStore,
+} from './store.js'
+
+export interface MemoryUsageStoreConfig {
+  /** How long acknowledged usage may stay invisible in Planship's numbers, in ms. */
+  aggregationLagMs: number
+  /** How old a snapshot can be and still be used, in ms (cache ttl + max stale). */
+  maxSnapshotAgeMs: number
+  clock: Clock
+}
+
+/** Local usage of one customer × metering id × bucket. */
+interface Cell {
+  key: UsageKey
+  /** Admitted requests still running. */
+  reserved: number
+  /** Finished requests waiting for the next flush. */
+  pending: number
+  /** In a report POST right now. */
+  sending: number
+  /** Acknowledged by Planship, maybe not yet in its aggregates. Oldest first. */
+  acked: Array<{ units: number; at: number }>
+}
+
+/** The default store: one process, synchronous, so check-and-reserve is atomic. */
+export class MemoryUsageStore implements UsageStore {
+  readonly #config: MemoryUsageStoreConfig
+  readonly #customers = new Map<string, Map<string, Cell>>()
+  readonly #pendingCells = new Set<Cell>()
+  #unsentUnits = 0
+
+  constructor(config: MemoryUsageStoreConfig) {
+    this.#config = config
+  }
+
+  reserve(request: ReserveRequest): ReserveResult {
+    const cells = this.#customers.get(request.customerId)
+    const visibleBefore = request.snapshotAt - this.#config.aggregationLagMs
+    for (const limit of request.limits) {
+      const left = limit.remaining - (cells === undefined ? 0 : localUsage(cells, limit, request, visibleBefore))
+      if (left < request.cost) return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
+    }
+    this.#cell(request).reserved += request.cost
+    const { customerId, meteringId, bucket, cost } = request
+    return { ok: true, reservation: { customerId, meteringId, bucket, cost } }
+  }
+
+  release(reservation: Reservation): void {
+    const cell = this.#cell(reservation)
+    cell.reserved -= reservation.cost
+    this.#dropIfEmpty(cell)
+  }
+
+  commit(reservation: Reservation, usage: number): void {
+    const cell = this.#cell(reservation)
+    cell.reserved -= reservation.cost
+    if (usage > 0) {
+      cell.pending += usage
+      this.#unsentUnits += usage
+      this.#pendingCells.add(cell)
+    }
+    this.#dropIfEmpty(cell)
+  }
+
+  takePending(): PendingReport[] {
+    const reports: PendingReport[] = []
+    for (const cell of this.#pendingCells) {
+      reports.push({ ...cell.key, usage: cell.pending })
+      cell.sending += cell.pending
+      cell.pending = 0
+    }
+    this.#pendingCells.clear()
+    this.#sweep()
+    return reports
+  }
+
+  acknowledge(report: PendingReport, at: number): void {
+    const cell = this.#cell(report)
+    cell.sending -= report.usage
+    cell.acked.push({ units: report.usage, at })
+    this.#unsentUnits -= report.usage
+  }
+
+  restore(report: PendingReport): void {
+    const cell = this.#cell(report)
+    cell.sending -= report.usage
+    cell.pending += report.usage
+    this.#pendingCells.add(cell)
+  }
+
+  discard(report: PendingReport): void {
+    const cell = this.#cell(report)
+    cell.sending -= report.usage
+    this.#unsentUnits -= report.usage
+    this.#dropIfEmpty(cell)
+  }
+
+  pendingUnits(): number {
+    return this.#unsentUnits
+  }
+
+  /** Customers with local state, for tests and memory checks. */
+  get size(): number {
+    return this.#customers.size
+  }
+
+  #cell(key: UsageKey): Cell {
+    let cells = this.#customers.get(key.customerId)
+    if (cells === undefined) {
+      cells = new Map()
+      this.#customers.set(key.customerId, cells)
+    }
+    const id = cellId(key)
+    let cell = cells.get(id)
+    if (cell === undefined) {
+      cell = {
+        key: { customerId: key.customerId, meteringId: key.meteringId, bucket: key.bucket },
+        reserved: 0,
+        pending: 0,
+        sending: 0,
+        acked: [],
+      }
+      cells.set(id, cell)
+    }
+    return cell
+  }
+
+  #dropIfEmpty(cell: Cell): void {
+    if (cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0 || cell.acked.length !== 0) return
+    const cells = this.#customers.get(cell.key.customerId)
+    if (cells === undefined) return
+    cells.delete(cellId(cell.key))
+    if (cells.size === 0) this.#customers.delete(cell.key.customerId)
+  }
+
+  /** Forgets acknowledged usage that no usable snapshot can be missing any more. */
+  #sweep(): void {
+    const forgetBefore = this.#config.clock.now() - this.#config.aggregationLagMs - this.#config.maxSnapshotAgeMs
+    for (const cells of this.#customers.values()) {
+      for (const cell of cells.values()) {
+        pruneAcked(cell, forgetBefore)
+        this.#dropIfEmpty(cell)
+      }
+    }
+  }
+}
+
+function cellId(key: UsageKey): string {
+  return key.bucket === undefined ? key.meteringId : `${key.meteringId}\u0000${key.bucket}`
+}
+
+function pruneAcked(cell: Cell, before: number): void {
+  let drop = 0
+  while (drop < cell.acked.length && cell.acked[drop]!.at <= before) drop++
+  if (drop > 0) cell.acked.splice(0, drop)
+}
+
+/** Units this process consumed that the snapshot cannot contain yet. */
+function localUsage(cells: Map<string, Cell>, limit: LeverLimit, request: UsageKey, visibleBefore: number): number {
+  let units = 0
+  for (const cell of cells.values()) {
+    if (!limit.meteringIds.includes(cell.key.meteringId)) continue
+    if (limit.perBucket && cell.key.bucket !== request.bucket) continue
+    pruneAcked(cell, visibleBefore)
+    units += cell.reserved + cell.pending + cell.sending
+    for (const acked of cell.acked) units += acked.units
+  }
+  return units
+}

@@ -1,0 +1,60 @@
+/**
+ * Where reservations and pending usage live. The in-memory store serves one process; a shared
+ * store (Redis, say) can implement the same interface so several replicas enforce one quota.
+ * Methods may return promises; `reserve` must check and reserve atomically.
+ */
+export interface UsageStore {
+  /** Checks every limit for room for `cost` and, when all have it, reserves `cost`. */
+  reserve(request: ReserveRequest): ReserveResult | Promise<ReserveResult>
+  /** The request was not reported (failed, denied downstream): its reservation is returned. */
+  release(reservation: Reservation): void | Promise<void>
+  /** The request is reported: its reservation becomes `usage` pending units. */
+  commit(reservation: Reservation, usage: number): void | Promise<void>
+  /** Takes all pending usage, one report per key, and marks it as being sent. */
+  takePending(): PendingReport[] | Promise<PendingReport[]>
+  /** Planship acknowledged `report` at clock time `at`. */
+  acknowledge(report: PendingReport, at: number): void | Promise<void>
+  /** Sending `report` failed and may succeed later: its units are pending again. */
+  restore(report: PendingReport): void | Promise<void>
+  /** Planship rejected `report` for good: its units leave the store. */
+  discard(report: PendingReport): void | Promise<void>
+  /** Units pending or being sent. */
+  pendingUnits(): number | Promise<number>
+}
+
+/** What usage is reported under: one report per key per flush. */
+export interface UsageKey {
+  customerId: string
+  meteringId: string
+  bucket: string | undefined
+}
+
+/** A lever limiting a reservation, read from a cached entitlements snapshot. */
+export interface LeverLimit {
+  lever: string
+  /** The remaining allowance the snapshot gives (for per-bucket levers, of the request's bucket). */
+  remaining: number
+  /** Metering ids known to feed the lever: local usage of each counts against it. */
+  meteringIds: readonly string[]
+  /** Only local usage of the same bucket counts (per-bucket levers). */
+  perBucket: boolean
+}
+
+export interface ReserveRequest extends UsageKey {
+  cost: number
+  limits: readonly LeverLimit[]
+  /** When the snapshot behind `limits` was fetched: usage acknowledged after (snapshotAt − aggregation lag) is not in it. */
+  snapshotAt: number
+}
+
+export interface Reservation extends UsageKey {
+  cost: number
+}
+
+export type ReserveResult =
+  | { ok: true; reservation: Reservation }
+  | { ok: false; lever: string; /** Units left after local usage. */ remaining: number }
+
+export interface PendingReport extends UsageKey {
+  usage: number
+}

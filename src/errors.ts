@@ -1,0 +1,65 @@
+/**
+ * Stable error codes of planship-meter. Codes never change meaning between versions;
+ * messages may be reworded.
+ */
+export type PlanshipMeterErrorCode =
+  /** Planship answered with a non-2xx status (see `status` and `detail`). */
+  | 'PLANSHIP_HTTP_ERROR'
+  /** The token endpoint refused the client credentials. */
+  | 'PLANSHIP_AUTH_FAILED'
+  /** Planship could not be reached (DNS, refused connection, reset). */
+  | 'PLANSHIP_UNREACHABLE'
+  /** Planship did not answer within `planship.timeoutMs`. */
+  | 'PLANSHIP_TIMEOUT'
+  /** Planship answered 2xx with a body that is not the JSON shape the API documents. */
+  | 'PLANSHIP_BAD_RESPONSE'
+  /** The `identify` option threw or rejected. */
+  | 'IDENTIFY_FAILED'
+  /** A `cost`, `usage` or `bucket` function threw or returned an invalid value. */
+  | 'INVALID_REQUEST_OPTION'
+  /** `flush()` could not deliver every pending report; the rest stays queued. */
+  | 'FLUSH_INCOMPLETE'
+  /** The meter was used after `close()`. */
+  | 'METER_CLOSED'
+
+/** Options for {@link PlanshipMeterError}. */
+export interface PlanshipMeterErrorOptions {
+  cause?: unknown
+  /** HTTP status of the Planship answer, when there was one. */
+  status?: number
+  /** Planship's `detail` field, when the answer had one. */
+  detail?: unknown
+}
+
+/**
+ * The one error class of planship-meter. Branch on `code`, never on `message`.
+ * Messages never contain the client secret or an access token.
+ */
+export class PlanshipMeterError extends Error {
+  override name = 'PlanshipMeterError'
+  readonly code: PlanshipMeterErrorCode
+  readonly status: number | undefined
+  readonly detail: unknown
+
+  constructor(code: PlanshipMeterErrorCode, message: string, options: PlanshipMeterErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.status = options.status
+    this.detail = options.detail
+  }
+}
+
+/** True when retrying the same call later may succeed (network, timeout, 408, 429, 5xx). */
+export function isRetriable(error: unknown): boolean {
+  if (!(error instanceof PlanshipMeterError)) return false
+  switch (error.code) {
+    case 'PLANSHIP_UNREACHABLE':
+    case 'PLANSHIP_TIMEOUT':
+    case 'PLANSHIP_BAD_RESPONSE':
+      return true
+    case 'PLANSHIP_HTTP_ERROR':
+      return error.status === 408 || error.status === 429 || (error.status ?? 0) >= 500
+    default:
+      return false
+  }
+}

@@ -1,0 +1,27 @@
+export { createMeter, type Meter } from './meter.js'
+export type {
+  CacheOptions,
+  Clock,
+  Denial,
+  Logger,
+  MeterOptions,
+  PlanshipConnectionOptions,
+  ReportingOptions,
+} from './options.js'
+export { PlanshipMeterError, type PlanshipMeterErrorCode } from './errors.js'
+export type { ConsumeOptions } from './koa/middleware.js'
+export type { DecisionRecord, PlanshipRequestState, PlanshipState } from './koa/state.js'
+export type { DecisionSource } from './enforcement/enforcer.js'
+export type {
+  LeverLimit,
+  PendingReport,
+  Reservation,
+  ReserveRequest,
+  ReserveResult,
+  UsageKey,
+  UsageStore,
+} from './enforcement/store.js'
+export { MemoryUsageStore, type MemoryUsageStoreConfig } from './enforcement/memory-store.js'
+export type { CloseResult, FlushResult } from './reporting/reporter.js'
+export type { PlanshipCallCounts } from './planship/client.js'
+export type { Entitlements, EntitlementValue, LeverUsage, MeteringRecord } from './planship/types.js'

@@ -1,0 +1,227 @@
+import type { Context, Middleware, Next } from 'koa'
+import type { Enforcer } from '../enforcement/enforcer.js'
+import { PlanshipMeterError } from '../errors.js'
+import type { Denial, Logger, MeterOptions } from '../options.js'
+import { toDenial, unidentified, writeDenial } from './denial.js'
+import type { DecisionRecord, PlanshipRequestState, PlanshipState } from './state.js'
+
+/** Per-route options of `consume()`. */
+export interface ConsumeOptions {
+  /** Units reserved before the handler runs: a number or `(ctx) => number`. Defaults to `1`. */
+  cost?: number | ((ctx: Context) => number)
+  /**
+   * Units reported after the handler ran: a number or `(ctx) => number` read after the handler
+   * (rows returned, say). Defaults to the cost.
+   */
+  usage?: number | ((ctx: Context) => number)
+  /** Bucket the usage is reported under: a string or `(ctx) => string | undefined`. Defaults to none. */
+  bucket?: string | ((ctx: Context) => string | undefined)
+  /** Whether the finished request is reported (else its reservation is released). Defaults to `ctx.status < 400`. */
+  shouldReport?: (ctx: Context) => boolean
+}
+
+export interface KoaAdapterConfig {
+  identify: MeterOptions['identify']
+  onDenied: MeterOptions['onDenied']
+  enforcer: Enforcer
+  logger: Logger
+}
+
+/** Planship's limit for alternative ids; longer values cannot name a customer. */
+const MAX_CUSTOMER_ID_LENGTH = 256
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
+
+type Ctx = Context & { state: PlanshipState }
+
+/** The thin Koa layer over the enforcer: identify, consume, requireFeature. */
+export function createKoaAdapter(config: KoaAdapterConfig) {
+  const { enforcer, logger } = config
+  const deny = async (ctx: Context, denial: Denial): Promise<void> => {
+    if (config.onDenied === undefined) writeDenial(ctx, denial)
+    else await config.onDenied(ctx, denial)
+  }
+
+  async function identify(ctx: Ctx): Promise<PlanshipRequestState> {
+    if (ctx.state.planship !== undefined) return ctx.state.planship
+    let raw: unknown
+    try {
+      raw = await config.identify(ctx)
+    } catch (error) {
+      throw new PlanshipMeterError('IDENTIFY_FAILED', 'The identify option threw', { cause: error })
+    }
+    const state: PlanshipRequestState = { customerId: validCustomerId(raw, logger), decisions: [] }
+    ctx.state.planship = state
+    return state
+  }
+
+  function record(state: PlanshipRequestState, decision: DecisionRecord): void {
+    state.decisions.push(decision)
+  }
+
+  return {
+    middleware(): Middleware<PlanshipState> {
+      return async function planshipIdentify(ctx, next) {
+        await identify(ctx as Ctx)
+        return next()
+      }
+    },
+
+    consume(meteringId: string, options: ConsumeOptions = {}): Middleware<PlanshipState> {
+      const route = validateConsume(meteringId, options, logger)
+      return async function planshipConsume(ctx: Ctx, next: Next) {
+        const state = await identify(ctx)
+        const customerId = state.customerId
+        if (customerId === undefined) return deny(ctx, unidentified())
+        const cost = route.cost(ctx)
+        const bucket = route.bucket(ctx)
+        const decision = await enforcer.consume({ customerId, meteringId, bucket, cost })
+        const lever = decision.allowed ? undefined : 'lever' in decision.denied ? decision.denied.lever : undefined
+        record(state, {
+          kind: 'consume',
+          subject: meteringId,
+          allowed: decision.allowed,
+          source: decision.source,
+          ...(lever === undefined ? {} : { lever }),
+        })
+        if (!decision.allowed) return deny(ctx, toDenial(decision.denied, customerId, meteringId))
+
+        const reservation = decision.reservation
+        try {
+          await next()
+        } catch (error) {
+          await enforcer.release(reservation)
+          throw error
+        }
+        if (route.shouldReport(ctx)) await enforcer.commit(reservation, route.usage(ctx, cost))
+        else await enforcer.release(reservation)
+      }
+    },
+
+    requireFeature(lever: string): Middleware<PlanshipState> {
+      if (typeof lever !== 'string' || lever.length === 0) {
+        throw new TypeError('planship-meter: requireFeature(lever) needs a non-empty lever slug')
+      }
+      return async function planshipRequireFeature(ctx: Ctx, next: Next) {
+        const state = await identify(ctx)
+        const customerId = state.customerId
+        if (customerId === undefined) return deny(ctx, unidentified())
+        const decision = await enforcer.requireFeature(customerId, lever)
+        record(state, { kind: 'feature', subject: lever, allowed: decision.allowed, source: decision.source, lever })
+        if (!decision.allowed) return deny(ctx, toDenial(decision.denied, customerId, lever))
+        return next()
+      }
+    },
+  }
+}
+
+function validCustomerId(raw: unknown, logger: Logger): string | undefined {
+  if (raw === undefined || raw === null || raw === '') return undefined
+  if (typeof raw !== 'string' || raw.length > MAX_CUSTOMER_ID_LENGTH || CONTROL_CHARACTERS.test(raw)) {
+    logger.warn?.(
+      'identify returned a value that cannot be a Planship customer id; treating the request as unidentified',
+      {
+        type: typeof raw,
+        length: typeof raw === 'string' ? raw.length : undefined,
+      },
+    )
+    return undefined
+  }
+  return raw
+}
+
+interface ResolvedConsume {
+  cost: (ctx: Context) => number
+  usage: (ctx: Context, cost: number) => number
+  bucket: (ctx: Context) => string | undefined
+  shouldReport: (ctx: Context) => boolean
+}
+
+function isUnits(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function badRoute(message: string, cause?: unknown): PlanshipMeterError {
+  return new PlanshipMeterError('INVALID_REQUEST_OPTION', message, { cause })
+}
+
+/** Checks static options at route definition (TypeError) and wraps the dynamic ones. */
+function validateConsume(meteringId: string, options: ConsumeOptions, logger: Logger): ResolvedConsume {
+  const usageProblem = (problem: string) =>
+    logger.error?.(`the usage function of ${meteringId} ${problem}; reporting the admitted cost instead`)
+  if (typeof meteringId !== 'string' || meteringId.length === 0) {
+    throw new TypeError('planship-meter: consume(meteringId) needs a non-empty metering id')
+  }
+  const { cost = 1, usage, bucket, shouldReport } = options
+  if (typeof cost !== 'function' && !isUnits(cost)) {
+    throw new TypeError('planship-meter: option `cost` must be a non-negative integer or a function')
+  }
+  if (usage !== undefined && typeof usage !== 'function' && !isUnits(usage)) {
+    throw new TypeError('planship-meter: option `usage` must be a non-negative integer or a function')
+  }
+  if (bucket !== undefined && typeof bucket !== 'function' && (typeof bucket !== 'string' || bucket.length === 0)) {
+    throw new TypeError('planship-meter: option `bucket` must be a non-empty string or a function')
+  }
+  if (shouldReport !== undefined && typeof shouldReport !== 'function') {
+    throw new TypeError('planship-meter: option `shouldReport` must be a function')
+  }
+
+  return {
+    cost:
+      typeof cost === 'number'
+        ? () => cost
+        : (ctx) => {
+            let value: unknown
+            try {
+              value = cost(ctx)
+            } catch (error) {
+              throw badRoute(`the cost function of ${meteringId} threw`, error)
+            }
+            if (!isUnits(value))
+              throw badRoute(`the cost function of ${meteringId} returned ${String(value)}, not a non-negative integer`)
+            return value
+          },
+    bucket:
+      typeof bucket === 'function'
+        ? (ctx) => {
+            let value: unknown
+            try {
+              value = bucket(ctx)
+            } catch (error) {
+              throw badRoute(`the bucket function of ${meteringId} threw`, error)
+            }
+            if (value === undefined || value === null || value === '') return undefined
+            if (typeof value !== 'string')
+              throw badRoute(`the bucket function of ${meteringId} returned a ${typeof value}, not a string`)
+            return value
+          }
+        : () => bucket,
+    // Read after the handler: a failure here cannot change the response any more, so the
+    // admitted cost is reported instead and the problem logged.
+    usage:
+      usage === undefined
+        ? (_ctx, reserved) => reserved
+        : typeof usage === 'number'
+          ? () => usage
+          : (ctx, reserved) => {
+              try {
+                const value: unknown = usage(ctx)
+                if (isUnits(value)) return value
+                usageProblem(`returned ${String(value)}, not a non-negative integer`)
+              } catch (error) {
+                usageProblem(`threw: ${error instanceof Error ? error.message : String(error)}`)
+              }
+              return reserved
+            },
+    shouldReport:
+      shouldReport === undefined
+        ? (ctx) => ctx.status < 400
+        : (ctx) => {
+            try {
+              return shouldReport(ctx) === true
+            } catch {
+              return true // billing must not silently lose an admitted request
+            }
+          },
+  }
+}

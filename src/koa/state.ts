@@ -1,0 +1,25 @@
+import type { DecisionSource } from '../enforcement/enforcer.js'
+
+/** One decision taken for a request, in the order they were taken. */
+export interface DecisionRecord {
+  kind: 'consume' | 'feature'
+  /** The metering id (consume) or lever (feature) checked. */
+  subject: string
+  allowed: boolean
+  /** Fresh or stale cached data, or no data and `failMode` decided. */
+  source: DecisionSource
+  /** The lever that denied the request, when one did. */
+  lever?: string
+}
+
+/** What planship-meter puts on `ctx.state.planship`. */
+export interface PlanshipRequestState {
+  /** The identified customer, `undefined` when `identify` found none. */
+  customerId: string | undefined
+  decisions: DecisionRecord[]
+}
+
+/** Add to your app's state type: `new Koa<PlanshipState>()`. */
+export interface PlanshipState {
+  planship?: PlanshipRequestState
+}

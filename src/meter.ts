@@ -1,0 +1,73 @@
+import type { Middleware } from 'koa'
+import { Enforcer } from './enforcement/enforcer.js'
+import { MemoryUsageStore } from './enforcement/memory-store.js'
+import { PlanshipMeterError } from './errors.js'
+import { type ConsumeOptions, createKoaAdapter } from './koa/middleware.js'
+import type { PlanshipState } from './koa/state.js'
+import { type MeterOptions, resolveConfig } from './options.js'
+import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
+import { type CloseResult, type FlushResult, Reporter } from './reporting/reporter.js'
+
+/** What {@link createMeter} returns. */
+export interface Meter {
+  /** Identifies the customer of every request into `ctx.state.planship.customerId`. Never denies. */
+  middleware(): Middleware<PlanshipState>
+  /**
+   * Before the handler, checks every lever fed by `meteringId` has room for the cost and
+   * reserves it; after the response, reports the usage (or releases the reservation).
+   */
+  consume(meteringId: string, options?: ConsumeOptions): Middleware<PlanshipState>
+  /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
+  requireFeature(lever: string): Middleware<PlanshipState>
+  /** Sends all pending usage now; resolves when Planship acknowledged it, rejects with `FLUSH_INCOMPLETE` otherwise. */
+  flush(): Promise<FlushResult>
+  /**
+   * Flushes (retrying until `reporting.closeTimeoutMs`), then stops timers. Resolves with the
+   * usage that could not be delivered, so the app can persist it.
+   */
+  close(): Promise<CloseResult>
+  /** Upstream calls made so far, by kind. */
+  planshipCalls(): PlanshipCallCounts
+}
+
+/**
+ * Creates a meter for one Planship product. Throws a `TypeError` naming the option when an
+ * option is invalid.
+ *
+ * @example
+ * const planship = createMeter({
+ *   productSlug: 'acme-api',
+ *   planship: { clientId, clientSecret },
+ *   identify: (ctx) => ctx.get('x-customer-id') || undefined,
+ * })
+ * app.use(planship.middleware())
+ * router.post('/v1/renders', planship.consume('api-call'), handler)
+ */
+export function createMeter(options: MeterOptions): Meter {
+  const config = resolveConfig(options)
+  const { clock, logger } = config
+  const client = new PlanshipClient({ ...config.planship, productSlug: config.productSlug, fetch: config.fetch, clock })
+  const store =
+    config.store ??
+    new MemoryUsageStore({
+      aggregationLagMs: config.cache.aggregationLagMs,
+      maxSnapshotAgeMs: config.cache.ttlMs + config.cache.maxStaleMs,
+      clock,
+    })
+  const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, logger })
+  const reporter = new Reporter({ ...config.reporting, client, store, clock, logger })
+  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, enforcer, logger })
+  let closed: Promise<CloseResult> | undefined
+
+  return {
+    middleware: koa.middleware,
+    consume: koa.consume,
+    requireFeature: koa.requireFeature,
+    flush: () =>
+      closed === undefined
+        ? reporter.flush()
+        : Promise.reject(new PlanshipMeterError('METER_CLOSED', 'flush() was called after close()')),
+    close: () => (closed ??= reporter.close()),
+    planshipCalls: () => client.callCounts(),
+  }
+}

@@ -1,0 +1,220 @@
+import type { Context } from 'koa'
+import type { UsageStore } from './enforcement/store.js'
+
+/** A clock in milliseconds. Inject one in tests instead of patching timers. */
+export interface Clock {
+  now(): number
+}
+
+/** Where planship-meter writes what it does. Each field is optional; missing levels are dropped. */
+export interface Logger {
+  debug?(message: string, fields?: Record<string, unknown>): void
+  info?(message: string, fields?: Record<string, unknown>): void
+  warn?(message: string, fields?: Record<string, unknown>): void
+  error?(message: string, fields?: Record<string, unknown>): void
+}
+
+/** How to reach Planship. */
+export interface PlanshipConnectionOptions {
+  /** API base URL, with or without a trailing slash. Defaults to `https://api.planship.io`. */
+  baseUrl?: string | undefined
+  /** OAuth2 client id of your Planship organization. Required. */
+  clientId: string
+  /** OAuth2 client secret. Required. Never logged or put in an error message. */
+  clientSecret: string
+  /** Budget of one call to Planship (token, read or report), in ms. Defaults to `5000`. */
+  timeoutMs?: number
+  /**
+   * How the credentials are put in the `Authorization: Basic` header of the token request.
+   * `'basic-raw'` sends `base64(id:secret)` as Planship's own SDKs do; `'basic-encoded'`
+   * URL-encodes id and secret first (RFC 6749 §2.3.1). Defaults to `'basic-raw'`.
+   */
+  clientAuth?: 'basic-raw' | 'basic-encoded'
+}
+
+/** How Planship data (entitlements, metering-id usage) is cached. */
+export interface CacheOptions {
+  /** How long fetched data counts as fresh, in ms. Defaults to `30000`. */
+  ttlMs?: number
+  /**
+   * How long past `ttlMs` data may still be served while it is being refreshed or while
+   * Planship fails, in ms. After that, `failMode` decides. Defaults to `300000` (5 minutes).
+   */
+  maxStaleMs?: number
+  /** Most customers whose entitlements are kept. Defaults to `10000`. */
+  max?: number
+  /**
+   * How long after Planship acknowledged a usage report its units may still be missing from
+   * Planship's own numbers (Planship aggregates asynchronously), in ms. Reported units keep
+   * counting locally against data fetched before this lag has passed. Defaults to `5000`.
+   */
+  aggregationLagMs?: number
+}
+
+/** How consumed usage is sent to Planship. */
+export interface ReportingOptions {
+  /** Interval between background flushes, in ms. Defaults to `1000`. */
+  flushIntervalMs?: number
+  /** Most report POSTs in flight at once. Defaults to `8`. */
+  maxConcurrency?: number
+  /** How long `close()` keeps retrying pending reports before giving up, in ms. Defaults to `10000`. */
+  closeTimeoutMs?: number
+}
+
+/** What a denial was about, handed to `onDenied` and written as the default JSON body. */
+export interface Denial {
+  /** HTTP status of the default answer: 401, 403, 429 or 503. */
+  status: 401 | 403 | 429 | 503
+  code: 'customer_unidentified' | 'feature_not_entitled' | 'quota_exceeded' | 'planship_unavailable'
+  message: string
+  /** The lever that denied the request, when one did. */
+  lever?: string
+  customerId?: string
+  /** Headers of the default answer (RateLimit-Policy, RateLimit, Retry-After on 429). */
+  headers: Record<string, string>
+}
+
+/** Options of {@link createMeter}. */
+export interface MeterOptions {
+  /** Slug of the Planship product whose plans are sold. Required. */
+  productSlug: string
+  /** Planship connection. Required. */
+  planship: PlanshipConnectionOptions
+  /**
+   * Returns the Planship customer id (or alternative id, such as an e-mail) of the request, or
+   * `undefined` when the request has no customer. May be async. Required.
+   */
+  identify: (ctx: Context) => string | undefined | Promise<string | undefined>
+  cache?: CacheOptions
+  reporting?: ReportingOptions
+  /**
+   * What to do when no usable Planship data exists (Planship unreachable and nothing cached
+   * younger than `ttlMs + maxStaleMs`): `'open'` admits the request (its usage is still
+   * reported), `'closed'` answers 503 `planship_unavailable`. Defaults to `'open'`.
+   */
+  failMode?: 'open' | 'closed'
+  /**
+   * Writes the answer of a denied request instead of the default JSON body. The handler never
+   * runs after a denial. Defaults to a JSON body `{ error: { code, message, lever? } }`.
+   */
+  onDenied?: (ctx: Context, denial: Denial) => void | Promise<void>
+  /** Defaults to a logger that writes warnings and errors to the console. */
+  logger?: Logger
+  /** The fetch used for every Planship call. Defaults to `globalThis.fetch`. */
+  fetch?: typeof fetch
+  /** Defaults to `Date`. */
+  clock?: Clock
+  /** Where reservations and pending usage live. Defaults to an in-memory store. */
+  store?: UsageStore
+}
+
+export interface ResolvedConfig {
+  productSlug: string
+  planship: Required<Omit<PlanshipConnectionOptions, 'baseUrl'>> & { baseUrl: string }
+  identify: MeterOptions['identify']
+  cache: Required<CacheOptions>
+  reporting: Required<ReportingOptions>
+  failMode: 'open' | 'closed'
+  onDenied: MeterOptions['onDenied']
+  logger: Logger
+  fetch: typeof fetch
+  clock: Clock
+  store: UsageStore | undefined
+}
+
+const consoleLogger: Logger = {
+  warn: (message, fields) => console.warn(`[planship-meter] ${message}`, fields ?? ''),
+  error: (message, fields) => console.error(`[planship-meter] ${message}`, fields ?? ''),
+}
+
+function fail(option: string, expected: string): never {
+  throw new TypeError(`planship-meter: option \`${option}\` must be ${expected}`)
+}
+
+function nonEmptyString(value: unknown, option: string): string {
+  if (typeof value !== 'string' || value.length === 0) fail(option, 'a non-empty string')
+  return value
+}
+
+function positiveInteger<T extends number | undefined>(value: T, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value <= 0) fail(option, 'a positive integer')
+  return value
+}
+
+function nonNegativeInteger(value: number | undefined, option: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 0) fail(option, 'a non-negative integer')
+  return value
+}
+
+function optionalFunction<F>(value: F | undefined, option: string): F | undefined {
+  if (value !== undefined && typeof value !== 'function') fail(option, 'a function')
+  return value
+}
+
+function optionalObject<T extends object>(value: T | undefined, option: string): Partial<T> {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object') fail(option, 'an object')
+  return value
+}
+
+function normalizeBaseUrl(value: string | undefined): string {
+  if (value === undefined) return 'https://api.planship.io'
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    fail('planship.baseUrl', 'an absolute http(s) URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail('planship.baseUrl', 'an absolute http(s) URL')
+  return value
+}
+
+/** Validates user options once and fills in every default. Throws a `TypeError` naming the option. */
+export function resolveConfig(options: MeterOptions): ResolvedConfig {
+  if (options === null || typeof options !== 'object') fail('options', 'an object')
+  const planship = optionalObject(options.planship, 'planship')
+  if (options.planship === undefined) fail('planship', 'an object with clientId and clientSecret')
+  const cache = optionalObject(options.cache, 'cache')
+  const reporting = optionalObject(options.reporting, 'reporting')
+  const clientAuth = planship.clientAuth ?? 'basic-raw'
+  if (clientAuth !== 'basic-raw' && clientAuth !== 'basic-encoded') {
+    fail('planship.clientAuth', "'basic-raw' or 'basic-encoded'")
+  }
+  const failMode = options.failMode ?? 'open'
+  if (failMode !== 'open' && failMode !== 'closed') fail('failMode', "'open' or 'closed'")
+  if (typeof options.identify !== 'function') fail('identify', 'a function (ctx) => string | undefined')
+  const clock = options.clock ?? Date
+  if (typeof clock.now !== 'function') fail('clock', 'an object with a now() method')
+  const logger = optionalObject(options.logger, 'logger')
+
+  return {
+    productSlug: nonEmptyString(options.productSlug, 'productSlug'),
+    planship: {
+      baseUrl: normalizeBaseUrl(planship.baseUrl),
+      clientId: nonEmptyString(planship.clientId, 'planship.clientId'),
+      clientSecret: nonEmptyString(planship.clientSecret, 'planship.clientSecret'),
+      timeoutMs: positiveInteger(planship.timeoutMs, 'planship.timeoutMs', 5_000),
+      clientAuth,
+    },
+    identify: options.identify,
+    cache: {
+      ttlMs: positiveInteger(cache.ttlMs, 'cache.ttlMs', 30_000),
+      maxStaleMs: nonNegativeInteger(cache.maxStaleMs, 'cache.maxStaleMs', 300_000),
+      max: positiveInteger(cache.max, 'cache.max', 10_000),
+      aggregationLagMs: nonNegativeInteger(cache.aggregationLagMs, 'cache.aggregationLagMs', 5_000),
+    },
+    reporting: {
+      flushIntervalMs: positiveInteger(reporting.flushIntervalMs, 'reporting.flushIntervalMs', 1_000),
+      maxConcurrency: positiveInteger(reporting.maxConcurrency, 'reporting.maxConcurrency', 8),
+      closeTimeoutMs: nonNegativeInteger(reporting.closeTimeoutMs, 'reporting.closeTimeoutMs', 10_000),
+    },
+    failMode,
+    onDenied: optionalFunction(options.onDenied, 'onDenied'),
+    logger: options.logger === undefined ? consoleLogger : logger,
+    fetch: optionalFunction(options.fetch, 'fetch') ?? globalThis.fetch,
+    clock,
+    store: options.store,
+  }
+}

@@ -1,0 +1,175 @@
+import { PlanshipMeterError } from '../errors.js'
+import type { Clock } from '../options.js'
+import { TokenSource } from './token.js'
+import type { Customer, Entitlements, LeverUsage, MeteringRecord } from './types.js'
+
+export interface PlanshipClientConfig {
+  baseUrl: string
+  productSlug: string
+  clientId: string
+  clientSecret: string
+  clientAuth: 'basic-raw' | 'basic-encoded'
+  timeoutMs: number
+  fetch: typeof fetch
+  clock: Clock
+}
+
+/** Upstream calls made, by kind, for tests, metrics and the benchmark. */
+export interface PlanshipCallCounts {
+  token: number
+  entitlements: number
+  leverUsage: number
+  meteringIdUsage: number
+  reportUsage: number
+  getCustomer: number
+}
+
+type Validator<T> = (body: unknown) => body is T
+
+const enc = encodeURIComponent
+
+/**
+ * The few Planship API calls a meter needs, over `fetch` with a per-call timeout, a cached
+ * OAuth2 token renewed once on a 401, URL-encoded path parameters and typed errors.
+ */
+export class PlanshipClient {
+  readonly #config: PlanshipClientConfig
+  readonly #tokens: TokenSource
+  readonly #counts: Omit<PlanshipCallCounts, 'token'> = {
+    entitlements: 0,
+    leverUsage: 0,
+    meteringIdUsage: 0,
+    reportUsage: 0,
+    getCustomer: 0,
+  }
+
+  constructor(config: PlanshipClientConfig) {
+    // Paths are appended to the base URL, which users write with or without a trailing slash.
+    this.#config = { ...config, baseUrl: config.baseUrl.replace(/\/+$/, '') }
+    this.#tokens = new TokenSource(this.#config)
+  }
+
+  callCounts(): PlanshipCallCounts {
+    return { token: this.#tokens.requests, ...this.#counts }
+  }
+
+  #productPath(customerId: string): string {
+    return `/api/v1/customers/${enc(customerId)}/products/${enc(this.#config.productSlug)}`
+  }
+
+  getEntitlements(customerId: string): Promise<Entitlements> {
+    this.#counts.entitlements++
+    return this.#call('GET', `${this.#productPath(customerId)}/entitlements`, undefined, isObject<Entitlements>)
+  }
+
+  getLeverUsage(customerId: string, leverSlug: string): Promise<LeverUsage> {
+    this.#counts.leverUsage++
+    return this.#call('GET', `${this.#productPath(customerId)}/levers/${enc(leverSlug)}/usage`, undefined, isLeverUsage)
+  }
+
+  /** Usage of every lever fed by `meteringId`, keyed by lever slug (`{}` when none is). */
+  getMeteringIdUsage(customerId: string, meteringId: string): Promise<Record<string, LeverUsage>> {
+    this.#counts.meteringIdUsage++
+    return this.#call('GET', `${this.#productPath(customerId)}/usage/${enc(meteringId)}`, undefined, isUsageByLever)
+  }
+
+  reportUsage(customerId: string, meteringId: string, usage: number, bucket?: string): Promise<MeteringRecord> {
+    this.#counts.reportUsage++
+    const body = bucket === undefined ? { usage } : { usage, bucket }
+    return this.#call('POST', `${this.#productPath(customerId)}/usage/${enc(meteringId)}`, body, isMeteringRecord)
+  }
+
+  getCustomer(customerId: string): Promise<Customer> {
+    this.#counts.getCustomer++
+    return this.#call('GET', `/api/v1/customers/${enc(customerId)}`, undefined, isCustomer)
+  }
+
+  async #call<T>(method: string, path: string, body: unknown, valid: Validator<T>): Promise<T> {
+    let token = await this.#tokens.get()
+    let response = await this.#send(method, path, body, token)
+    if (response.status === 401) {
+      // Tokens can be revoked before they expire: renew once, then let a second 401 surface.
+      await response.body?.cancel()
+      this.#tokens.invalidate(token)
+      token = await this.#tokens.get()
+      response = await this.#send(method, path, body, token)
+    }
+    const text = await this.#read(response, method, path)
+    const parsed = parseJson(text)
+    if (!response.ok) {
+      const detail = typeof parsed === 'object' && parsed !== null && 'detail' in parsed ? parsed.detail : undefined
+      throw new PlanshipMeterError(
+        'PLANSHIP_HTTP_ERROR',
+        `Planship answered ${method} ${path} with HTTP ${response.status}` +
+          (typeof detail === 'string' ? `: ${detail.slice(0, 200)}` : ''),
+        { status: response.status, detail },
+      )
+    }
+    if (!valid(parsed)) {
+      throw new PlanshipMeterError(
+        'PLANSHIP_BAD_RESPONSE',
+        `Planship answered ${method} ${path} with a body that is not the documented JSON`,
+        { status: response.status },
+      )
+    }
+    return parsed
+  }
+
+  async #send(method: string, path: string, body: unknown, token: string): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' }
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    try {
+      return await this.#config.fetch(this.#config.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.#config.timeoutMs),
+      })
+    } catch (error) {
+      throw transportError(error, method, path)
+    }
+  }
+
+  async #read(response: Response, method: string, path: string): Promise<string> {
+    try {
+      return await response.text()
+    } catch (error) {
+      throw transportError(error, method, path)
+    }
+  }
+}
+
+function transportError(error: unknown, method: string, path: string): PlanshipMeterError {
+  const timedOut = error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')
+  return timedOut
+    ? new PlanshipMeterError('PLANSHIP_TIMEOUT', `Planship did not answer ${method} ${path} in time`, { cause: error })
+    : new PlanshipMeterError('PLANSHIP_UNREACHABLE', `Planship is unreachable (${method} ${path})`, { cause: error })
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function isObject<T>(body: unknown): body is T {
+  return typeof body === 'object' && body !== null && !Array.isArray(body)
+}
+
+function isLeverUsage(body: unknown): body is LeverUsage {
+  return isObject<LeverUsage>(body) && typeof body.total === 'number' && isObject(body.by_bucket)
+}
+
+function isUsageByLever(body: unknown): body is Record<string, LeverUsage> {
+  return isObject<Record<string, unknown>>(body) && Object.values(body).every(isLeverUsage)
+}
+
+function isMeteringRecord(body: unknown): body is MeteringRecord {
+  return isObject<MeteringRecord>(body) && typeof body.usage === 'number'
+}
+
+function isCustomer(body: unknown): body is Customer {
+  return isObject<Customer>(body) && typeof body.id === 'string'
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict'
+import { MemoryUsageStore, type LeverLimit } from '../../src/index.js'
+import { manualClock } from '../helpers/harness.js'
+
+describe('MemoryUsageStore', () => {
+  const key = { customerId: 'c', meteringId: 'api-call', bucket: undefined }
+  const limit = (remaining: number, extra: Partial<LeverLimit> = {}): LeverLimit => ({
+    lever: 'api-calls',
+    remaining,
+    meteringIds: ['api-call'],
+    perBucket: false,
+    ...extra,
+  })
+
+  function setup() {
+    const clock = manualClock()
+    const store = new MemoryUsageStore({ aggregationLagMs: 5_000, maxSnapshotAgeMs: 60_000, clock })
+    return { clock, store }
+  }
+
+  it('counts reserved, pending and in-flight units against the snapshot', () => {
+    const { clock, store } = setup()
+    const snapshotAt = clock.now()
+    const reserve = (cost: number) => store.reserve({ ...key, cost, limits: [limit(5)], snapshotAt })
+    const first = reserve(2)
+    assert.ok(first.ok)
+    store.commit(first.reservation, 2)
+    const second = reserve(2)
+    assert.ok(second.ok)
+    assert.deepEqual(reserve(2), { ok: false, lever: 'api-calls', remaining: 1 })
+    store.release(second.reservation)
+    assert.ok(reserve(3).ok)
+    assert.equal(store.pendingUnits(), 2)
+  })
+
+  it('keeps acknowledged usage counting until a snapshot taken aggregationLagMs later', () => {
+    const { clock, store } = setup()
+    const r = store.reserve({ ...key, cost: 5, limits: [limit(5)], snapshotAt: clock.now() })
+    assert.ok(r.ok)
+    store.commit(r.reservation, 5)
+    for (const report of store.takePending()) store.acknowledge(report, clock.now())
+    assert.equal(store.pendingUnits(), 0)
+
+    clock.advance(1_000)
+    // A snapshot fetched 1 s after the ack may not contain it yet: still 5 used locally.
+    assert.equal(store.reserve({ ...key, cost: 1, limits: [limit(5)], snapshotAt: clock.now() }).ok, false)
+    clock.advance(5_000)
+    // 6 s later Planship's numbers contain it (remaining 0 there); locally nothing more counts.
+    assert.equal(store.reserve({ ...key, cost: 1, limits: [limit(1)], snapshotAt: clock.now() }).ok, true)
+  })
+
+  it('charges usage of every metering id feeding a lever, and per bucket for per-bucket levers', () => {
+    const { clock, store } = setup()
+    const snapshotAt = clock.now()
+    const shared = limit(3, { meteringIds: ['get-call', 'post-call'] })
+    const a = store.reserve({
+      customerId: 'c',
+      meteringId: 'get-call',
+      bucket: undefined,
+      cost: 2,
+      limits: [shared],
+      snapshotAt,
+    })
+    assert.ok(a.ok)
+    const b = store.reserve({
+      customerId: 'c',
+      meteringId: 'post-call',
+      bucket: undefined,
+      cost: 2,
+      limits: [shared],
+      snapshotAt,
+    })
+    assert.equal(b.ok, false)
+
+    const perBucket = limit(2, { perBucket: true })
+    const inA = store.reserve({ ...key, bucket: 'A', cost: 2, limits: [perBucket], snapshotAt })
+    const inB = store.reserve({ ...key, bucket: 'B', cost: 2, limits: [perBucket], snapshotAt })
+    assert.ok(inA.ok && inB.ok)
+    assert.equal(store.reserve({ ...key, bucket: 'A', cost: 1, limits: [perBucket], snapshotAt }).ok, false)
+  })
+
+  it('puts failed reports back with newer usage and forgets discarded ones', () => {
+    const { clock, store } = setup()
+    const r1 = store.reserve({ ...key, cost: 2, limits: [], snapshotAt: clock.now() })
+    assert.ok(r1.ok)
+    store.commit(r1.reservation, 2)
+    const [report] = store.takePending()
+    assert.ok(report)
+    const r2 = store.reserve({ ...key, cost: 1, limits: [], snapshotAt: clock.now() })
+    assert.ok(r2.ok)
+    store.commit(r2.reservation, 1)
+    store.restore(report)
+    assert.deepEqual(store.takePending(), [{ ...key, usage: 3 }])
+    store.discard({ ...key, usage: 3 })
+    assert.equal(store.pendingUnits(), 0)
+    assert.equal(store.size, 0, 'nothing is kept for a customer with nothing left to count')
+  })
+})

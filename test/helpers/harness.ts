@@ -1,0 +1,78 @@
+import Router from '@koa/router'
+import Koa from 'koa'
+import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/index.js'
+import { createMeter, type Logger, type Meter, type MeterOptions, type PlanshipState } from '../../src/index.js'
+
+/** A logger that keeps every line, so tests can read what the meter said (and that no secret is in it). */
+export function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = []
+  const keep = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    lines.push(`${level} ${message} ${fields === undefined ? '' : JSON.stringify(fields)}`)
+  }
+  return { lines, debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') }
+}
+
+/** A clock the test moves by hand. Starts far from 0 (lru-cache and TTL maths dislike 0). */
+export function manualClock(start = 1_700_000_000_000): { now(): number; advance(ms: number): void } {
+  let time = start
+  return {
+    now: () => time,
+    advance: (ms) => {
+      time += ms
+    },
+  }
+}
+
+export interface Harness {
+  emu: Emulator
+  meter: Meter
+  logger: ReturnType<typeof recordingLogger>
+  /** Meter options pointing at the emulator, to create further meters. */
+  options: MeterOptions
+  close(): Promise<void>
+}
+
+/** An emulator on 127.0.0.1 and a meter talking to it. */
+export async function startHarness(
+  overrides: { meter?: Partial<MeterOptions>; emulator?: EmulatorOptions } = {},
+): Promise<Harness> {
+  const emu = await startEmulator(overrides.emulator)
+  const logger = recordingLogger()
+  const options: MeterOptions = {
+    productSlug: emu.productSlug,
+    planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
+    identify: (ctx) => ctx.get('x-customer-id') || undefined,
+    logger,
+    // Tests flush explicitly; the background timer must not race their assertions.
+    reporting: { flushIntervalMs: 3_600_000, closeTimeoutMs: 2_000 },
+    ...overrides.meter,
+  }
+  const meter = createMeter(options)
+  return {
+    emu,
+    meter,
+    logger,
+    options,
+    async close() {
+      await meter.close()
+      await emu.close()
+    },
+  }
+}
+
+/** A Koa app with the meter mounted and a route per kind, counting handler runs. */
+export function demoApp(meter: Meter): { app: Koa<PlanshipState>; handled: { count: number } } {
+  const handled = { count: 0 }
+  const app = new Koa<PlanshipState>()
+  const router = new Router<PlanshipState>()
+  const handler = (ctx: Koa.Context) => {
+    handled.count++
+    ctx.body = { ok: true }
+  }
+  router.post('/calls', meter.consume('api-call'), handler)
+  router.post('/renders', meter.consume('render'), handler)
+  router.get('/export', meter.requireFeature('csv-export'), handler)
+  app.use(meter.middleware())
+  app.use(router.routes())
+  return { app, handled }
+}

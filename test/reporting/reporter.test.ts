@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import Koa from 'koa'
+import request from 'supertest'
+import { startEmulator } from '../../src/emulator/index.js'
+import { createMeter, type PlanshipState } from '../../src/index.js'
+import { type Harness, startHarness } from '../helpers/harness.js'
+
+describe('usage reporting', () => {
+  let h: Harness
+
+  beforeEach(async () => {
+    h = await startHarness()
+  })
+  afterEach(() => h.close())
+
+  const metered = (meter = h.meter, bucket?: (ctx: Koa.Context) => string | undefined) => {
+    const koa = new Koa<PlanshipState>()
+    koa.use(meter.consume('api-call', bucket === undefined ? {} : { bucket }))
+    koa.use((ctx) => {
+      ctx.body = 'ok'
+    })
+    return koa.callback()
+  }
+
+  it('aggregates per customer × metering id × bucket: one POST per key per flush', async () => {
+    const app = metered(h.meter, (ctx) => ctx.get('x-project') || undefined)
+    for (let i = 0; i < 12; i++) {
+      await request(app)
+        .get('/')
+        .set('x-customer-id', 'pro-customer')
+        .set('x-project', i % 3 === 0 ? 'alpha' : 'beta')
+      await request(app).get('/').set('x-customer-id', 'free-customer')
+    }
+    h.emu.resetRequestCounts()
+    await h.meter.flush()
+    assert.equal(h.emu.requestCounts()['reportUsage'], 3)
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', bucket: 'alpha' }), 4)
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', bucket: 'beta' }), 8)
+    assert.equal(h.emu.recordedUsage({ customerId: 'free-customer', bucket: null }), 12)
+  })
+
+  it('flushes in the background every flushIntervalMs, never on the request path', async () => {
+    const meter = createMeter({ ...h.options, reporting: { flushIntervalMs: 50 } })
+    const app = metered(meter)
+    for (let i = 0; i < 5; i++) await request(app).get('/').set('x-customer-id', 'pro-customer').expect(200)
+    assert.equal(h.emu.requestCounts()['reportUsage'] ?? 0, 0)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 5)
+    await meter.close()
+  })
+
+  it('keeps failed reports pending and delivers them exactly once on a later flush', async () => {
+    const app = metered()
+    for (let i = 0; i < 3; i++) await request(app).get('/').set('x-customer-id', 'pro-customer').expect(200)
+    const port = Number(new URL(h.emu.url).port)
+    await h.emu.close()
+    await assert.rejects(h.meter.flush(), { code: 'FLUSH_INCOMPLETE' })
+    await request(app).get('/').set('x-customer-id', 'pro-customer').expect(200) // warm cache, Planship down
+
+    h.emu = await startEmulator({ port })
+    await h.meter.flush()
+
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 4)
+    assert.equal(h.emu.meteringRecords().length, 1, 'retried units merge with newer ones of the same key')
+  })
+
+  it('drops a report Planship rejects for good (404 unknown customer) with an error log, without blocking others', async () => {
+    const meter = createMeter({ ...h.options, failMode: 'open' })
+    const app = metered(meter)
+    await h.emu.close().then(async () => {
+      // Admitted fail-open while Planship was down; the customer does not exist in Planship.
+      await request(app).get('/').set('x-customer-id', 'ghost@example.com').expect(200)
+      await request(app).get('/').set('x-customer-id', 'pro-customer').expect(200)
+    })
+    h.emu = await startEmulator({ port: Number(new URL(h.options.planship.baseUrl ?? '').port) })
+    const result = await meter.flush()
+    assert.equal(result.rejectedUnits, 1)
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 1)
+    assert.ok(h.logger.lines.some((line) => line.startsWith('error Planship rejected a usage report')))
+    await meter.close()
+  })
+
+  it('close() sends everything pending and leaves nothing running: the process exits by itself', async function () {
+    this.timeout(20_000)
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/close-then-exit.ts'], { stdio: 'pipe' })
+    let output = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+    const exited = once(child, 'exit')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    const [code, signal] = await exited
+    clearTimeout(timer)
+    assert.equal(signal, null, `the process had to be killed: something kept it alive\n${output}`)
+    assert.equal(code, 0, output)
+    assert.deepEqual(JSON.parse(output), { undelivered: [], recorded: 7 })
+  })
+
+  it('rejects flush() after close()', async () => {
+    const meter = createMeter(h.options)
+    await meter.close()
+    await assert.rejects(meter.flush(), { code: 'METER_CLOSED' })
+  })
+
+  it('never logs the client secret or an access token', async () => {
+    const meter = createMeter({ ...h.options, planship: { ...h.options.planship, clientSecret: 'not-the-secret' } })
+    const app = metered(meter)
+    await request(app).get('/').set('x-customer-id', 'pro-customer')
+    await meter.close()
+    await request(metered()).get('/').set('x-customer-id', 'pro-customer')
+    await h.meter.flush()
+    const logged = h.logger.lines.join('\n')
+    assert.doesNotMatch(logged, /not-the-secret|demo-client-secret/)
+    assert.doesNotMatch(logged, /Bearer/)
+  })
+})
