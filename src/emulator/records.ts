@@ -17,14 +17,28 @@ export interface StoredRecord {
 /** Records of one key, sorted by `recordedAt` so that time windows are found by binary search. */
 export class RecordSeries {
   readonly items: StoredRecord[] = []
+  /** `prefix[i]` is the usage of `items[0..i)`, so a range sums in O(1) however many records a customer has. */
+  private readonly prefix: number[] = [0]
 
   insert(record: StoredRecord): void {
     const items = this.items
     // Almost always an append; an injected clock that steps back still keeps the order.
     let i = items.length
     while (i > 0 && (items[i - 1] as StoredRecord).recordedAt > record.recordedAt) i--
-    if (i === items.length) items.push(record)
-    else items.splice(i, 0, record)
+    if (i === items.length) {
+      items.push(record)
+      this.prefix.push((this.prefix[i] as number) + record.usage)
+      return
+    }
+    items.splice(i, 0, record)
+    this.prefix.length = i + 1
+    for (let k = i; k < items.length; k++)
+      this.prefix.push((this.prefix[k] as number) + (items[k] as StoredRecord).usage)
+  }
+
+  /** Sum of `usage` of `items[start..end)`. */
+  sumRange(start: number, end: number): number {
+    return (this.prefix[end] as number) - (this.prefix[start] as number)
   }
 
   /** Index of the first record with `recordedAt >= time`. */

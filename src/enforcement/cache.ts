@@ -10,6 +10,12 @@ export interface Snapshot<V> {
 /** How a lookup was answered. */
 export type Freshness = 'fresh' | 'stale'
 
+/** A usable snapshot and whether it is still fresh. */
+export interface Cached<V> {
+  snapshot: Snapshot<V>
+  freshness: Freshness
+}
+
 export interface RefreshingCacheConfig<V> {
   max: number
   ttlMs: number
@@ -47,7 +53,7 @@ export class RefreshingCache<V> {
    * The usable snapshot for `key` without waiting, or `undefined` when there is none. A stale
    * snapshot starts a background refresh.
    */
-  peek(key: string): { snapshot: Snapshot<V>; freshness: Freshness } | undefined {
+  peek(key: string): Cached<V> | undefined {
     const snapshot = this.#lru.get(key)
     if (snapshot === undefined) return undefined
     const now = this.#config.clock.now()
@@ -61,8 +67,13 @@ export class RefreshingCache<V> {
   }
 
   /** The usable snapshot for `key`, loading it when there is none. Rejects when loading fails. */
-  async get(key: string): Promise<{ snapshot: Snapshot<V>; freshness: Freshness }> {
+  async get(key: string): Promise<Cached<V>> {
     return this.peek(key) ?? { snapshot: await this.#refresh(key), freshness: 'fresh' }
+  }
+
+  /** Loads `key` again even when its snapshot is fresh (one load at a time still). */
+  refresh(key: string): Promise<Snapshot<V>> {
+    return this.#refresh(key)
   }
 
   #refresh(key: string): Promise<Snapshot<V>> {

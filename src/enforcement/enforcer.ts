@@ -2,9 +2,9 @@ import { PlanshipMeterError } from '../errors.js'
 import type { Clock, Logger } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
 import type { Entitlements, LeverUsage } from '../planship/types.js'
-import { type Freshness, RefreshingCache, type Snapshot } from './cache.js'
+import { type Cached, type Freshness, RefreshingCache, type Snapshot } from './cache.js'
 import { isEntitled, isPerBucket, remainingAllowance } from './entitlements.js'
-import type { LeverLimit, Reservation, UsageStore } from './store.js'
+import type { LeverLimit, MaybePromise, Reservation, ReserveRequest, ReserveResult, UsageStore } from './store.js'
 
 export interface EnforcerConfig {
   client: PlanshipClient
@@ -79,73 +79,105 @@ export class Enforcer {
     this.#usage = new RefreshingCache({ ...common, load: (key) => this.#loadUsage(key) })
   }
 
-  async consume(request: ConsumeRequest): Promise<ConsumeDecision> {
-    const { customerId, meteringId, bucket } = request
-    let entitlements = this.#entitlements.peek(customerId)
-    let levers = this.#knownLevers(customerId, meteringId)
-    if (entitlements === undefined || levers === undefined) {
-      try {
-        ;[entitlements, levers] = await Promise.all([
-          entitlements ?? this.#entitlements.get(customerId),
-          levers ?? this.#learnLevers(customerId, meteringId),
-        ])
-      } catch (error) {
-        if (isNotFound(error)) {
-          // Planship does not know the customer: nothing is entitled.
-          return {
-            allowed: false,
-            source: 'fresh',
-            denied: { reason: 'quota', lever: undefined, remaining: 0, limit: 0 },
-          }
+  /**
+   * Decides a consume request and reserves its cost when admitted. Synchronous when the data
+   * is cached and the store is (the warm path allocates no promise).
+   */
+  consume(request: ConsumeRequest): MaybePromise<ConsumeDecision> {
+    const entitlements = this.#entitlements.peek(request.customerId)
+    const levers = this.#knownLevers(request.customerId, request.meteringId)
+    if (entitlements !== undefined && levers !== undefined) return this.#reserve(request, entitlements, levers)
+    return this.#consumeCold(request, entitlements, levers)
+  }
+
+  async #consumeCold(
+    request: ConsumeRequest,
+    cachedEntitlements: Cached<Entitlements> | undefined,
+    knownLevers: string[] | undefined,
+  ): Promise<ConsumeDecision> {
+    const { customerId, meteringId } = request
+    let entitlements: Cached<Entitlements>
+    let levers: string[]
+    try {
+      ;[entitlements, levers] = await Promise.all([
+        cachedEntitlements ?? this.#entitlements.get(customerId),
+        knownLevers ?? this.#learnLevers(customerId, meteringId),
+      ])
+    } catch (error) {
+      if (isNotFound(error)) {
+        // Planship does not know the customer: nothing is entitled.
+        return {
+          allowed: false,
+          source: 'fresh',
+          denied: { reason: 'quota', lever: undefined, remaining: 0, limit: 0 },
         }
-        return this.#withoutData(request, error)
       }
+      return this.#withoutData(request, error)
     }
+    return this.#reserve(request, entitlements, levers)
+  }
+
+  #reserve(
+    request: ConsumeRequest,
+    entitlements: Cached<Entitlements>,
+    levers: string[],
+  ): MaybePromise<ConsumeDecision> {
     const snapshot = entitlements.snapshot
     const limits: LeverLimit[] = []
     for (const lever of levers) {
       const value = snapshot.value[lever]
-      const remaining = remainingAllowance(value, bucket)
+      const remaining = remainingAllowance(value, request.bucket)
       if (remaining === undefined) continue
-      limits.push({
-        lever,
-        remaining,
-        meteringIds: this.#meteringIdsByLever.get(lever) ?? [meteringId],
-        perBucket: isPerBucket(value),
-      })
+      const meteringIds = this.#meteringIdsByLever.get(lever) ?? [request.meteringId]
+      limits.push({ lever, remaining, meteringIds, perBucket: isPerBucket(value) })
     }
-    const result = await this.#config.store.reserve({ ...request, limits, snapshotAt: snapshot.fetchedAt })
+    const reserveRequest: ReserveRequest = {
+      customerId: request.customerId,
+      meteringId: request.meteringId,
+      bucket: request.bucket,
+      cost: request.cost,
+      limits,
+      snapshotAt: snapshot.fetchedAt,
+    }
+    const result = this.#config.store.reserve(reserveRequest)
+    return result instanceof Promise
+      ? result.then((settled) => this.#decided(request, entitlements, settled))
+      : this.#decided(request, entitlements, result)
+  }
+
+  #decided(
+    request: ConsumeRequest,
+    entitlements: Cached<Entitlements>,
+    result: ReserveResult,
+  ): MaybePromise<ConsumeDecision> {
     if (result.ok) return { allowed: true, source: entitlements.freshness, reservation: result.reservation }
-    const limit = await this.#limitOf(customerId, meteringId, result.lever, snapshot, bucket)
-    return {
+    return this.#limitOf(request, result.lever, entitlements.snapshot).then((limit) => ({
       allowed: false,
       source: entitlements.freshness,
       denied: { reason: 'quota', lever: result.lever, remaining: result.remaining, limit },
-    }
+    }))
   }
 
   /** The admitted request's usage is to be reported: `usage` units replace the reservation. */
-  commit(reservation: Reservation, usage: number): void | Promise<void> {
+  commit(reservation: Reservation, usage: number): MaybePromise<void> {
     return this.#config.store.commit(reservation, usage)
   }
 
   /** The admitted request is not reported: its reservation is returned. */
-  release(reservation: Reservation): void | Promise<void> {
+  release(reservation: Reservation): MaybePromise<void> {
     return this.#config.store.release(reservation)
   }
 
-  async requireFeature(customerId: string, lever: string): Promise<FeatureDecision> {
-    let entitlements = this.#entitlements.peek(customerId)
-    if (entitlements === undefined) {
-      try {
-        entitlements = await this.#entitlements.get(customerId)
-      } catch (error) {
+  requireFeature(customerId: string, lever: string): MaybePromise<FeatureDecision> {
+    const entitlements = this.#entitlements.peek(customerId)
+    if (entitlements !== undefined) return featureDecision(entitlements, lever)
+    return this.#entitlements.get(customerId).then(
+      (loaded) => featureDecision(loaded, lever),
+      (error: unknown): FeatureDecision => {
         if (this.#config.failMode === 'open') return { allowed: true, source: 'fail-open' }
         return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
-      }
-    }
-    if (isEntitled(entitlements.snapshot.value[lever])) return { allowed: true, source: entitlements.freshness }
-    return { allowed: false, source: entitlements.freshness, denied: { reason: 'feature', lever } }
+      },
+    )
   }
 
   /** No usable data: admit (still tracking usage, so it gets reported) or refuse, per `failMode`. */
@@ -165,8 +197,10 @@ export class Enforcer {
   #knownLevers(customerId: string, meteringId: string): string[] | undefined {
     const known = this.#leversByMeteringId.get(meteringId)
     if (known === undefined) return undefined
-    if (this.#config.clock.now() - known.learnedAt > CATALOG_TTL_MS) {
-      this.#usage.get(usageKey(customerId, meteringId)).catch(() => {})
+    const now = this.#config.clock.now()
+    if (now - known.learnedAt > CATALOG_TTL_MS) {
+      known.learnedAt = now // one re-learning at a time, not one per request
+      this.#usage.refresh(usageKey(customerId, meteringId)).catch(() => {})
     }
     return known.levers
   }
@@ -178,12 +212,11 @@ export class Enforcer {
 
   /** The lever's full allowance (remaining + used), for the RateLimit-Policy header; best effort. */
   async #limitOf(
-    customerId: string,
-    meteringId: string,
+    request: ConsumeRequest,
     lever: string,
     snapshot: Snapshot<Entitlements>,
-    bucket: string | undefined,
   ): Promise<number | undefined> {
+    const { customerId, meteringId, bucket } = request
     try {
       const usage = (await this.#usage.get(usageKey(customerId, meteringId))).snapshot.value[lever]
       const remaining = remainingAllowance(snapshot.value[lever], bucket)
@@ -213,6 +246,11 @@ export class Enforcer {
       if (!ids.includes(meteringId)) this.#meteringIdsByLever.set(lever, [...ids, meteringId])
     }
   }
+}
+
+function featureDecision(entitlements: Cached<Entitlements>, lever: string): FeatureDecision {
+  if (isEntitled(entitlements.snapshot.value[lever])) return { allowed: true, source: entitlements.freshness }
+  return { allowed: false, source: entitlements.freshness, denied: { reason: 'feature', lever } }
 }
 
 function usageKey(customerId: string, meteringId: string): string {

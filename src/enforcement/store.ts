@@ -1,3 +1,6 @@
+/** A value, or a promise of it: the in-memory store answers synchronously, a shared one may not. */
+export type MaybePromise<T> = T | Promise<T>
+
 /**
  * Where reservations and pending usage live. The in-memory store serves one process; a shared
  * store (Redis, say) can implement the same interface so several replicas enforce one quota.
@@ -5,21 +8,21 @@
  */
 export interface UsageStore {
   /** Checks every limit for room for `cost` and, when all have it, reserves `cost`. */
-  reserve(request: ReserveRequest): ReserveResult | Promise<ReserveResult>
+  reserve(request: ReserveRequest): MaybePromise<ReserveResult>
   /** The request was not reported (failed, denied downstream): its reservation is returned. */
-  release(reservation: Reservation): void | Promise<void>
+  release(reservation: Reservation): MaybePromise<void>
   /** The request is reported: its reservation becomes `usage` pending units. */
-  commit(reservation: Reservation, usage: number): void | Promise<void>
+  commit(reservation: Reservation, usage: number): MaybePromise<void>
   /** Takes all pending usage, one report per key, and marks it as being sent. */
-  takePending(): PendingReport[] | Promise<PendingReport[]>
+  takePending(): MaybePromise<PendingReport[]>
   /** Planship acknowledged `report` at clock time `at`. */
-  acknowledge(report: PendingReport, at: number): void | Promise<void>
+  acknowledge(report: PendingReport, at: number): MaybePromise<void>
   /** Sending `report` failed and may succeed later: its units are pending again. */
-  restore(report: PendingReport): void | Promise<void>
+  restore(report: PendingReport): MaybePromise<void>
   /** Planship rejected `report` for good: its units leave the store. */
-  discard(report: PendingReport): void | Promise<void>
+  discard(report: PendingReport): MaybePromise<void>
   /** Units pending or being sent. */
-  pendingUnits(): number | Promise<number>
+  pendingUnits(): MaybePromise<number>
 }
 
 /** What usage is reported under: one report per key per flush. */

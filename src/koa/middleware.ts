@@ -1,5 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import type { Enforcer } from '../enforcement/enforcer.js'
+import type { MaybePromise } from '../enforcement/store.js'
 import { PlanshipMeterError } from '../errors.js'
 import type { Denial, Logger, MeterOptions } from '../options.js'
 import { toDenial, unidentified, writeDenial } from './denial.js'
@@ -42,49 +43,63 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
     else await config.onDenied(ctx, denial)
   }
 
-  async function identify(ctx: Ctx): Promise<PlanshipRequestState> {
+  /** The request's identification, done once per request; synchronous when `identify` is. */
+  function identify(ctx: Ctx): MaybePromise<PlanshipRequestState> {
     if (ctx.state.planship !== undefined) return ctx.state.planship
     let raw: unknown
     try {
-      raw = await config.identify(ctx)
+      raw = config.identify(ctx)
     } catch (error) {
-      throw new PlanshipMeterError('IDENTIFY_FAILED', 'The identify option threw', { cause: error })
+      throw identifyFailed(error)
     }
+    if (raw instanceof Promise)
+      return raw.then(
+        (value: unknown) => identified(ctx, value),
+        (error: unknown) => Promise.reject(identifyFailed(error)),
+      )
+    return identified(ctx, raw)
+  }
+
+  function identified(ctx: Ctx, raw: unknown): PlanshipRequestState {
     const state: PlanshipRequestState = { customerId: validCustomerId(raw, logger), decisions: [] }
     ctx.state.planship = state
     return state
   }
 
-  function record(state: PlanshipRequestState, decision: DecisionRecord): void {
-    state.decisions.push(decision)
-  }
-
   return {
     middleware(): Middleware<PlanshipState> {
       return async function planshipIdentify(ctx, next) {
-        await identify(ctx as Ctx)
+        const state = identify(ctx as Ctx)
+        if (state instanceof Promise) await state
         return next()
       }
     },
 
     consume(meteringId: string, options: ConsumeOptions = {}): Middleware<PlanshipState> {
       const route = validateConsume(meteringId, options, logger)
+      // Awaits only what is really asynchronous: on a warm cache the decision is synchronous.
       return async function planshipConsume(ctx: Ctx, next: Next) {
-        const state = await identify(ctx)
+        const identifying = identify(ctx)
+        const state = identifying instanceof Promise ? await identifying : identifying
         const customerId = state.customerId
         if (customerId === undefined) return deny(ctx, unidentified())
         const cost = route.cost(ctx)
         const bucket = route.bucket(ctx)
-        const decision = await enforcer.consume({ customerId, meteringId, bucket, cost })
-        const lever = decision.allowed ? undefined : 'lever' in decision.denied ? decision.denied.lever : undefined
-        record(state, {
-          kind: 'consume',
-          subject: meteringId,
-          allowed: decision.allowed,
-          source: decision.source,
-          ...(lever === undefined ? {} : { lever }),
-        })
-        if (!decision.allowed) return deny(ctx, toDenial(decision.denied, customerId, meteringId))
+        const deciding = enforcer.consume({ customerId, meteringId, bucket, cost })
+        const decision = deciding instanceof Promise ? await deciding : deciding
+        if (!decision.allowed) {
+          const lever = 'lever' in decision.denied ? decision.denied.lever : undefined
+          const record: DecisionRecord = {
+            kind: 'consume',
+            subject: meteringId,
+            allowed: false,
+            source: decision.source,
+          }
+          if (lever !== undefined) record.lever = lever
+          state.decisions.push(record)
+          return deny(ctx, toDenial(decision.denied, customerId, meteringId))
+        }
+        state.decisions.push({ kind: 'consume', subject: meteringId, allowed: true, source: decision.source })
 
         const reservation = decision.reservation
         try {
@@ -93,8 +108,10 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
           await enforcer.release(reservation)
           throw error
         }
-        if (route.shouldReport(ctx)) await enforcer.commit(reservation, route.usage(ctx, cost))
-        else await enforcer.release(reservation)
+        const settling = route.shouldReport(ctx)
+          ? enforcer.commit(reservation, route.usage(ctx, cost))
+          : enforcer.release(reservation)
+        if (settling instanceof Promise) await settling
       }
     },
 
@@ -103,16 +120,28 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
         throw new TypeError('planship-meter: requireFeature(lever) needs a non-empty lever slug')
       }
       return async function planshipRequireFeature(ctx: Ctx, next: Next) {
-        const state = await identify(ctx)
+        const identifying = identify(ctx)
+        const state = identifying instanceof Promise ? await identifying : identifying
         const customerId = state.customerId
         if (customerId === undefined) return deny(ctx, unidentified())
-        const decision = await enforcer.requireFeature(customerId, lever)
-        record(state, { kind: 'feature', subject: lever, allowed: decision.allowed, source: decision.source, lever })
+        const deciding = enforcer.requireFeature(customerId, lever)
+        const decision = deciding instanceof Promise ? await deciding : deciding
+        state.decisions.push({
+          kind: 'feature',
+          subject: lever,
+          allowed: decision.allowed,
+          source: decision.source,
+          lever,
+        })
         if (!decision.allowed) return deny(ctx, toDenial(decision.denied, customerId, lever))
         return next()
       }
     },
   }
+}
+
+function identifyFailed(error: unknown): PlanshipMeterError {
+  return new PlanshipMeterError('IDENTIFY_FAILED', 'The identify option threw', { cause: error })
 }
 
 function validCustomerId(raw: unknown, logger: Logger): string | undefined {

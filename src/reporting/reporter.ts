@@ -33,6 +33,11 @@ export interface CloseResult {
 
 const CLOSE_RETRY_DELAY_MS = 250
 
+/** A pause that never keeps the process alive on its own. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
 /**
  * Sends pending usage to Planship after responses, never on a request's path: one POST per
  * customer × metering id × bucket per flush, at most `maxConcurrency` at a time. Failed
@@ -43,11 +48,13 @@ export class Reporter {
   readonly #timer: NodeJS.Timeout
   #running: Promise<FlushResult> | undefined
   #closed = false
+  /** Set by flush() and close(): a paced pass still running sends the rest at once. */
+  #hurry = false
 
   constructor(config: ReporterConfig) {
     this.#config = config
     this.#timer = setInterval(() => {
-      if (this.#running === undefined) this.#flushOnce().catch(() => {})
+      if (this.#running === undefined) this.#flushOnce(true).catch(() => {})
     }, config.flushIntervalMs)
     // A pending flush must never keep the process alive; close() is how usage is saved at exit.
     this.#timer.unref()
@@ -56,7 +63,11 @@ export class Reporter {
   /** Sends everything pending now; resolves once Planship acknowledged it all. */
   async flush(): Promise<FlushResult> {
     // A flush already running took its snapshot of pending usage earlier; send what came since.
-    if (this.#running !== undefined) await this.#running.catch(() => {})
+    if (this.#running !== undefined) {
+      this.#hurry = true
+      await this.#running.catch(() => {})
+      this.#hurry = false
+    }
     const result = await this.#flushOnce()
     if (result.retainedUnits > 0) {
       throw new PlanshipMeterError(
@@ -74,6 +85,7 @@ export class Reporter {
   async close(): Promise<CloseResult> {
     if (this.#closed) return { undelivered: [] }
     this.#closed = true
+    this.#hurry = true
     clearInterval(this.#timer)
     // Shutdown is bounded in real time, whatever clock the data ages are measured with.
     const deadline = performance.now() + this.#config.closeTimeoutMs
@@ -93,22 +105,30 @@ export class Reporter {
     return { undelivered }
   }
 
-  #flushOnce(): Promise<FlushResult> {
-    const run = this.#send().finally(() => {
+  /**
+   * One pass over pending usage. A background pass spreads its POSTs over the flush interval
+   * instead of bursting them, so that a thousand keys do not stall the app's requests at once.
+   */
+  #flushOnce(paced = false): Promise<FlushResult> {
+    const run = this.#send(paced).finally(() => {
       if (this.#running === run) this.#running = undefined
     })
     this.#running = run
     return run
   }
 
-  async #send(): Promise<FlushResult> {
+  async #send(paced: boolean): Promise<FlushResult> {
     const reports = await this.#config.store.takePending()
     const result: FlushResult = { reports: 0, units: 0, retainedUnits: 0, rejectedUnits: 0 }
+    const spacingMs = paced ? this.#config.flushIntervalMs / Math.max(reports.length, 1) : 0
+    const startedAt = performance.now()
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < reports.length) {
-        const report = reports[next++]!
-        await this.#deliver(report, result)
+        const index = next++
+        const waitMs = startedAt + index * spacingMs - performance.now()
+        if (waitMs >= 1 && !this.#hurry) await sleep(waitMs)
+        await this.#deliver(reports[index]!, result)
       }
     }
     const workers = Math.min(this.#config.maxConcurrency, reports.length)

@@ -259,3 +259,46 @@ describe('emulator aggregation lag', () => {
     assert.equal((await planship.getEntitlements('free-customer'))['api-calls'], 85)
   })
 })
+
+describe('emulator with a frozen clock', () => {
+  let emu: Emulator
+
+  before(async () => {
+    emu = await startEmulator({
+      clock: { now: () => Date.UTC(2030, 0, 31, 12) },
+      fixture: {
+        products: [
+          {
+            slug: 'p',
+            levers: [
+              { slug: 'calls', type: 'metered', meteringIds: ['call'] },
+              { slug: 'calls-per-project', type: 'metered', meteringIds: ['call'], formula: 'per-bucket' },
+            ],
+            plans: [{ slug: 'basic', entitlements: { calls: 100, 'calls-per-project': 10 } }],
+          },
+        ],
+        customers: [{ alternativeId: 'c', subscriptions: [{ product: 'p', plan: 'basic' }] }],
+      },
+    })
+  })
+  after(async () => {
+    await emu.close()
+  })
+
+  it('separates usage reported before and after a renewal in the same millisecond', async () => {
+    const planship = sdk(emu)
+    const [subscription] = await planship.listSubscriptions('c')
+    await planship.reportUsage('c', 'call', 30, 'x')
+    const renewal = await raw(emu, 'POST', `/api/v1/subscriptions/${subscription?.subscriptionId}/renewals`, {
+      token: await getToken(emu),
+    })
+    assert.equal(renewal.status, 200)
+    await planship.reportUsage('c', 'call', 1, 'x')
+    assert.deepEqual(await planship.getEntitlements('c'), { calls: 99, 'calls-per-project': { null: 10, x: 9 } })
+  })
+
+  it('renews monthly plans on calendar months, clamping the day', async () => {
+    const [subscription] = await sdk(emu).listSubscriptions('c')
+    assert.equal(subscription?.renewAt.toISOString(), '2030-02-28T12:00:00.000Z')
+  })
+})

@@ -1,0 +1,60 @@
+/** The three servers the benchmark compares, each serving the same small JSON route. */
+import Router from '@koa/router'
+import { Planship } from '@planship/fetch'
+import Koa from 'koa'
+import { createMeter, type Meter } from '../src/index.js'
+
+export type Mode = 'bare' | 'meter' | 'official'
+
+export interface PlanshipTarget {
+  url: string
+  clientId: string
+  clientSecret: string
+  productSlug: string
+}
+
+const body = () => ({ id: 42, name: 'widget', tags: ['a', 'b'] })
+
+export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; meter?: Meter } {
+  const app = new Koa()
+  const router = new Router()
+  if (mode === 'bare') {
+    router.get('/v1/widgets', (ctx) => {
+      ctx.body = body()
+    })
+  } else if (mode === 'meter') {
+    const meter = createMeter({
+      productSlug: target.productSlug,
+      planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
+      identify: (ctx) => ctx.get('x-customer-id') || undefined,
+      logger: {},
+      reporting: { flushIntervalMs: Number(process.env['BENCH_FLUSH_MS'] ?? 1000) },
+    })
+    app.use(meter.middleware())
+    router.get('/v1/widgets', meter.consume('api-call'), (ctx) => {
+      ctx.body = body()
+    })
+    app.use(router.routes())
+    return { app, meter }
+  } else {
+    // The pattern of Planship's own examples: read entitlements before, report usage after, every request.
+    const planship = new Planship(
+      target.productSlug,
+      { clientId: target.clientId, clientSecret: target.clientSecret },
+      { baseUrl: target.url },
+    )
+    router.get('/v1/widgets', async (ctx) => {
+      const customer = ctx.get('x-customer-id')
+      const entitlements = await planship.getEntitlements(customer)
+      const left = entitlements['api-calls']
+      if (typeof left !== 'number' || (left !== -1 && left <= 0)) {
+        ctx.status = 429
+        return
+      }
+      ctx.body = body()
+      planship.reportUsage(customer, 'api-call', 1).catch(() => {})
+    })
+  }
+  app.use(router.routes())
+  return { app }
+}
