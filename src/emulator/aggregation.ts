@@ -86,7 +86,9 @@ export function aggregateLever(index: RecordIndex, lever: Lever, query: Aggregat
     for (const sub of query.subscriptions) {
       const series = index.bySubscription(sub.id, meteringId)
       if (series === undefined) continue
-      let [start, end] = scan(series, bySubscriptionPeriod ? sub.lastRenewedAt : -Infinity)
+      const range = scan(series, bySubscriptionPeriod ? sub.lastRenewedAt : -Infinity)
+      let start = range[0]
+      const end = range[1]
       if (bySubscriptionPeriod) {
         // Records reported in the very ms of a forced renewal, but before it, sort first among their equals.
         while (start < end && (series.items[start] as StoredRecord).seq < sub.periodStartSeq) start++

@@ -48,18 +48,19 @@ export async function startHarness(
     ...overrides.meter,
   }
   const meter = createMeter(options)
-  return {
+  const harness: Harness = {
     emu,
     meter,
     logger,
     options,
     async close() {
       await meter.close()
-      await emu.close()
+      // Tests may replace the emulator (stopped, then started again on its port): close the current one.
+      await harness.emu.close()
     },
   }
+  return harness
 }
-
 /** A Koa app with the meter mounted and a route per kind, counting handler runs. */
 export function demoApp(meter: Meter): { app: Koa<PlanshipState>; handled: { count: number } } {
   const handled = { count: 0 }
