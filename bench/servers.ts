@@ -4,7 +4,8 @@ import { Planship } from '@planship/fetch'
 import Koa from 'koa'
 import { createMeter, type Meter } from '../src/index.js'
 
-export type Mode = 'bare' | 'meter' | 'official'
+/** `meter-quiet` is B with reporting held back: it isolates what enforcement alone costs. */
+export type Mode = 'bare' | 'meter' | 'meter-quiet' | 'official'
 
 export interface PlanshipTarget {
   url: string
@@ -22,13 +23,13 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
     router.get('/v1/widgets', (ctx) => {
       ctx.body = body()
     })
-  } else if (mode === 'meter') {
+  } else if (mode === 'meter' || mode === 'meter-quiet') {
     const meter = createMeter({
       productSlug: target.productSlug,
       planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
       identify: (ctx) => ctx.get('x-customer-id') || undefined,
       logger: {},
-      reporting: { flushIntervalMs: Number(process.env['BENCH_FLUSH_MS'] ?? 1000) },
+      reporting: { flushIntervalMs: mode === 'meter' ? 1_000 : 3_600_000 },
     })
     app.use(meter.middleware())
     router.get('/v1/widgets', meter.consume('api-call'), (ctx) => {

@@ -68,10 +68,10 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
 
   return {
     middleware(): Middleware<PlanshipState> {
-      return async function planshipIdentify(ctx, next) {
+      // Not async: with a synchronous identify, this layer adds no promise of its own.
+      return function planshipIdentify(ctx, next) {
         const state = identify(ctx as Ctx)
-        if (state instanceof Promise) await state
-        return next()
+        return state instanceof Promise ? state.then(() => next()) : next()
       }
     },
 
