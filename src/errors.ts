@@ -49,16 +49,20 @@ export class PlanshipMeterError extends Error {
   }
 }
 
-/** True when retrying the same call later may succeed (network, timeout, 408, 429, 5xx). */
+/**
+ * True when the same call may succeed later: network failures, timeouts, 408, 429, 5xx, and
+ * authentication failures (credentials get fixed or rotated; usage must wait, not vanish).
+ */
 export function isRetriable(error: unknown): boolean {
   if (!(error instanceof PlanshipMeterError)) return false
   switch (error.code) {
     case 'PLANSHIP_UNREACHABLE':
     case 'PLANSHIP_TIMEOUT':
     case 'PLANSHIP_BAD_RESPONSE':
+    case 'PLANSHIP_AUTH_FAILED':
       return true
     case 'PLANSHIP_HTTP_ERROR':
-      return error.status === 408 || error.status === 429 || (error.status ?? 0) >= 500
+      return [401, 403, 408, 429].includes(error.status ?? 0) || (error.status ?? 0) >= 500
     default:
       return false
   }

@@ -22,7 +22,8 @@ export interface Meter {
   /** Sends all pending usage now; resolves when Planship acknowledged it, rejects with `FLUSH_INCOMPLETE` otherwise. */
   flush(): Promise<FlushResult>
   /**
-   * Flushes (retrying until `reporting.closeTimeoutMs`), then stops timers. Resolves with the
+   * Stops admitting metered requests (new ones get 503), waits for running ones to finish,
+   * flushes (retrying until `reporting.closeTimeoutMs`), then stops timers. Resolves with the
    * usage that could not be delivered, so the app can persist it.
    */
   close(): Promise<CloseResult>
@@ -67,7 +68,14 @@ export function createMeter(options: MeterOptions): Meter {
       closed === undefined
         ? reporter.flush()
         : Promise.reject(new PlanshipMeterError('METER_CLOSED', 'flush() was called after close()')),
-    close: () => (closed ??= reporter.close()),
+    close: () =>
+      (closed ??= (async () => {
+        // Shutdown is bounded in real time, whatever clock the data ages are measured with.
+        const deadline = performance.now() + config.reporting.closeTimeoutMs
+        enforcer.stop()
+        await enforcer.drain(deadline) // requests still running commit their usage first
+        return reporter.close(deadline)
+      })()),
     planshipCalls: () => client.callCounts(),
   }
 }

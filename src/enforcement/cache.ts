@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../options.js'
+import { backoffMs, type CircuitBreaker } from './backoff.js'
 
 /** A cached value and when its fetch started (the point in time the data describes at the latest). */
 export interface Snapshot<V> {
@@ -22,8 +23,8 @@ export interface RefreshingCacheConfig<V> {
   maxStaleMs: number
   clock: Clock
   load: (key: string) => Promise<V>
-  /** After a failed load, how long a key is not loaded again (its callers get the failure). */
-  failureBackoffMs: number
+  /** Shared by the caches that read Planship: no loads at all while Planship looks down. */
+  breaker: CircuitBreaker
   /** Called when a background refresh fails; the stale value keeps being served. */
   onRefreshError: (key: string, error: unknown) => void
 }
@@ -39,8 +40,8 @@ export interface RefreshingCacheConfig<V> {
 export class RefreshingCache<V> {
   readonly #lru: LRUCache<string, Snapshot<V>>
   readonly #inflight = new Map<string, Promise<Snapshot<V>>>()
-  /** Recent load failures: while Planship is down, each key is tried once per backoff, not per request. */
-  readonly #failures: LRUCache<string, { at: number; error: unknown }>
+  /** Recent load failures: a failing key is tried once per backoff (growing), not per request. */
+  readonly #failures: LRUCache<string, { retryAt: number; count: number; error: unknown }>
   readonly #config: RefreshingCacheConfig<V>
 
   constructor(config: RefreshingCacheConfig<V>) {
@@ -60,7 +61,7 @@ export class RefreshingCache<V> {
     const age = now - snapshot.fetchedAt
     if (age < this.#config.ttlMs) return { snapshot, freshness: 'fresh' }
     if (age >= this.#config.ttlMs + this.#config.maxStaleMs) return undefined
-    if (!this.#inflight.has(key) && !this.#backingOff(key, now)) {
+    if (!this.#inflight.has(key) && !this.#backingOff(key, now) && this.#config.breaker.refusal() === undefined) {
       this.#refresh(key).catch((error: unknown) => this.#config.onRefreshError(key, error))
     }
     return { snapshot, freshness: 'stale' }
@@ -81,6 +82,8 @@ export class RefreshingCache<V> {
     if (pending !== undefined) return pending
     const fetchedAt = this.#config.clock.now()
     if (this.#backingOff(key, fetchedAt)) return Promise.reject(this.#failures.get(key)?.error)
+    const refusal = this.#config.breaker.refusal()
+    if (refusal !== undefined) return Promise.reject(refusal)
     pending = this.#config
       .load(key)
       .then(
@@ -88,10 +91,13 @@ export class RefreshingCache<V> {
           const snapshot = { value, fetchedAt }
           this.#lru.set(key, snapshot)
           this.#failures.delete(key)
+          this.#config.breaker.success()
           return snapshot
         },
         (error: unknown) => {
-          this.#failures.set(key, { at: this.#config.clock.now(), error })
+          const count = (this.#failures.get(key)?.count ?? 0) + 1
+          this.#failures.set(key, { retryAt: this.#config.clock.now() + backoffMs(count), count, error })
+          this.#config.breaker.failure(error)
           throw error
         },
       )
@@ -102,7 +108,7 @@ export class RefreshingCache<V> {
 
   #backingOff(key: string, now: number): boolean {
     const failure = this.#failures.get(key)
-    return failure !== undefined && now - failure.at < this.#config.failureBackoffMs
+    return failure !== undefined && now < failure.retryAt
   }
 
   get size(): number {

@@ -1,10 +1,19 @@
 import { PlanshipMeterError } from '../errors.js'
 import type { Clock, Logger } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
-import type { Entitlements, LeverUsage } from '../planship/types.js'
+import type { EntitlementValue, Entitlements, LeverUsage } from '../planship/types.js'
+import { CircuitBreaker } from './backoff.js'
 import { type Cached, type Freshness, RefreshingCache, type Snapshot } from './cache.js'
-import { isEntitled, isPerBucket, remainingAllowance } from './entitlements.js'
-import type { LeverLimit, MaybePromise, Reservation, ReserveRequest, ReserveResult, UsageStore } from './store.js'
+import { isEntitled, isPerBucket, remainingAllowance, UNLIMITED } from './entitlements.js'
+import {
+  isPromiseLike,
+  type LeverLimit,
+  type MaybePromise,
+  type Reservation,
+  type ReserveRequest,
+  type ReserveResult,
+  type UsageStore,
+} from './store.js'
 
 export interface EnforcerConfig {
   client: PlanshipClient
@@ -42,8 +51,6 @@ export interface ConsumeRequest {
   cost: number
 }
 
-/** After a failed Planship read, the same key is not read again for this long. */
-const FAILURE_BACKOFF_MS = 1_000
 /** How often the product-level map of metering ids to levers is re-learned. */
 const CATALOG_TTL_MS = 600_000
 
@@ -60,6 +67,10 @@ export class Enforcer {
   readonly #leversByMeteringId = new Map<string, { levers: string[]; learnedAt: number }>()
   /** The inverse, restricted to metering ids this process has seen. */
   readonly #meteringIdsByLever = new Map<string, string[]>()
+  /** Admitted requests whose reservation is not settled yet; close() waits for them. */
+  #open = 0
+  #drained: (() => void) | undefined
+  #stopped = false
 
   constructor(config: EnforcerConfig) {
     this.#config = config
@@ -68,7 +79,7 @@ export class Enforcer {
       ttlMs: config.ttlMs,
       maxStaleMs: config.maxStaleMs,
       clock: config.clock,
-      failureBackoffMs: FAILURE_BACKOFF_MS,
+      breaker: new CircuitBreaker(config.clock),
       onRefreshError: (key: string, error: unknown) =>
         config.logger.warn?.('refreshing cached Planship data failed; serving stale data', {
           key: key.replace('\u0000', ' '),
@@ -84,6 +95,10 @@ export class Enforcer {
    * is cached and the store is (the warm path allocates no promise).
    */
   consume(request: ConsumeRequest): MaybePromise<ConsumeDecision> {
+    if (this.#stopped) {
+      const error = new PlanshipMeterError('METER_CLOSED', 'the meter is closed')
+      return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
+    }
     const entitlements = this.#entitlements.peek(request.customerId)
     const levers = this.#knownLevers(request.customerId, request.meteringId)
     if (entitlements !== undefined && levers !== undefined) return this.#reserve(request, entitlements, levers)
@@ -104,15 +119,9 @@ export class Enforcer {
         knownLevers ?? this.#learnLevers(customerId, meteringId),
       ])
     } catch (error) {
-      if (isNotFound(error)) {
-        // Planship does not know the customer: nothing is entitled.
-        return {
-          allowed: false,
-          source: 'fresh',
-          denied: { reason: 'quota', lever: undefined, remaining: 0, limit: 0 },
-        }
-      }
-      return this.#withoutData(request, error)
+      if (!isNotFound(error)) return this.#withoutData(request, error)
+      // Planship does not know the customer: nothing is entitled.
+      return { allowed: false, source: 'fresh', denied: { reason: 'quota', lever: undefined, remaining: 0, limit: 0 } }
     }
     return this.#reserve(request, entitlements, levers)
   }
@@ -126,7 +135,14 @@ export class Enforcer {
     const limits: LeverLimit[] = []
     for (const lever of levers) {
       const value = snapshot.value[lever]
-      const remaining = remainingAllowance(value, request.bucket)
+      let remaining = remainingAllowance(value, request.bucket)
+      if (remaining === null) {
+        // A bucket Planship has not seen yet has the whole allowance: what "null" has left plus
+        // what unbucketed usage took. That needs the usage snapshot, once per cache period.
+        const usage = this.#usage.peek(usageKey(request.customerId, request.meteringId))
+        if (usage === undefined) return this.#withUsage(request, entitlements, levers)
+        remaining = fullBucketAllowance(value, usage.snapshot.value[lever])
+      }
       if (remaining === undefined) continue
       const meteringIds = this.#meteringIdsByLever.get(lever) ?? [request.meteringId]
       limits.push({ lever, remaining, meteringIds, perBucket: isPerBucket(value) })
@@ -140,32 +156,73 @@ export class Enforcer {
       snapshotAt: snapshot.fetchedAt,
     }
     const result = this.#config.store.reserve(reserveRequest)
-    return result instanceof Promise
-      ? result.then((settled) => this.#decided(request, entitlements, settled))
+    return isPromiseLike(result)
+      ? Promise.resolve(result).then((settled) => this.#decided(request, entitlements, settled))
       : this.#decided(request, entitlements, result)
   }
 
-  #decided(
+  async #withUsage(
     request: ConsumeRequest,
     entitlements: Cached<Entitlements>,
-    result: ReserveResult,
-  ): MaybePromise<ConsumeDecision> {
-    if (result.ok) return { allowed: true, source: entitlements.freshness, reservation: result.reservation }
-    return this.#limitOf(request, result.lever, entitlements.snapshot).then((limit) => ({
+    levers: string[],
+  ): Promise<ConsumeDecision> {
+    try {
+      await this.#usage.get(usageKey(request.customerId, request.meteringId))
+    } catch (error) {
+      return this.#withoutData(request, error)
+    }
+    return this.#reserve(request, entitlements, levers)
+  }
+
+  #decided(request: ConsumeRequest, entitlements: Cached<Entitlements>, result: ReserveResult): ConsumeDecision {
+    const source = entitlements.freshness
+    if (result.ok) {
+      this.#open++
+      return { allowed: true, source, reservation: result.reservation }
+    }
+    const limit = this.#limitOf(request, result.lever, entitlements.snapshot)
+    return {
       allowed: false,
-      source: entitlements.freshness,
+      source,
       denied: { reason: 'quota', lever: result.lever, remaining: result.remaining, limit },
-    }))
+    }
   }
 
   /** The admitted request's usage is to be reported: `usage` units replace the reservation. */
   commit(reservation: Reservation, usage: number): MaybePromise<void> {
-    return this.#config.store.commit(reservation, usage)
+    return this.#settled(this.#config.store.commit(reservation, usage))
   }
 
   /** The admitted request is not reported: its reservation is returned. */
   release(reservation: Reservation): MaybePromise<void> {
-    return this.#config.store.release(reservation)
+    return this.#settled(this.#config.store.release(reservation))
+  }
+
+  #settled(done: MaybePromise<void>): MaybePromise<void> {
+    if (isPromiseLike(done)) return Promise.resolve(done).finally(() => this.#close1())
+    this.#close1()
+  }
+
+  #close1(): void {
+    if (--this.#open === 0) this.#drained?.()
+  }
+
+  /** Refuses metered requests from now on (they get `unavailable`); feature checks go on. */
+  stop(): void {
+    this.#stopped = true
+  }
+
+  /** Resolves once every admitted request has settled, or at `deadline` (`performance.now()` time). */
+  drain(deadline: number): Promise<void> {
+    if (this.#open === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, deadline - performance.now()))
+      this.#drained = done
+      function done() {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
   }
 
   requireFeature(customerId: string, lever: string): MaybePromise<FeatureDecision> {
@@ -174,6 +231,8 @@ export class Enforcer {
     return this.#entitlements.get(customerId).then(
       (loaded) => featureDecision(loaded, lever),
       (error: unknown): FeatureDecision => {
+        // Planship does not know the customer: nothing is entitled (a 404 is an answer, not an outage).
+        if (isNotFound(error)) return { allowed: false, source: 'fresh', denied: { reason: 'feature', lever } }
         if (this.#config.failMode === 'open') return { allowed: true, source: 'fail-open' }
         return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
       },
@@ -191,6 +250,7 @@ export class Enforcer {
     }
     const result = await this.#config.store.reserve({ ...request, limits: [], snapshotAt: this.#config.clock.now() })
     if (!result.ok) throw new Error('a reservation without limits was refused') // unreachable by contract
+    this.#open++
     return { allowed: true, source: 'fail-open', reservation: result.reservation }
   }
 
@@ -210,22 +270,23 @@ export class Enforcer {
     return this.#leversByMeteringId.get(meteringId)?.levers ?? []
   }
 
-  /** The lever's full allowance (remaining + used), for the RateLimit-Policy header; best effort. */
-  async #limitOf(
-    request: ConsumeRequest,
-    lever: string,
-    snapshot: Snapshot<Entitlements>,
-  ): Promise<number | undefined> {
-    const { customerId, meteringId, bucket } = request
-    try {
-      const usage = (await this.#usage.get(usageKey(customerId, meteringId))).snapshot.value[lever]
-      const remaining = remainingAllowance(snapshot.value[lever], bucket)
-      if (usage === undefined || remaining === undefined) return undefined
-      const used = isPerBucket(snapshot.value[lever]) ? (usage.by_bucket[bucket ?? 'null'] ?? 0) : usage.total
-      return remaining + used
-    } catch {
+  /**
+   * The lever's full allowance (remaining + used) for the RateLimit-Policy header, from cached
+   * data only: a denial never waits for Planship. Unknown until the usage is cached.
+   */
+  #limitOf(request: ConsumeRequest, lever: string, snapshot: Snapshot<Entitlements>): number | undefined {
+    const key = usageKey(request.customerId, request.meteringId)
+    const cached = this.#usage.peek(key)
+    if (cached === undefined) {
+      this.#usage.get(key).catch(() => {})
       return undefined
     }
+    const usage = cached.snapshot.value[lever]
+    const value = snapshot.value[lever]
+    const remaining = remainingAllowance(value, request.bucket) ?? undefined
+    if (usage === undefined || remaining === undefined) return undefined
+    const used = isPerBucket(value) ? (usage.by_bucket[request.bucket ?? 'null'] ?? 0) : usage.total
+    return remaining + used
   }
 
   async #loadEntitlements(customerId: string): Promise<Entitlements> {
@@ -246,6 +307,14 @@ export class Enforcer {
       if (!ids.includes(meteringId)) this.#meteringIdsByLever.set(lever, [...ids, meteringId])
     }
   }
+}
+
+/** The allowance of a bucket absent from a per-bucket entitlement map. */
+function fullBucketAllowance(value: EntitlementValue | undefined, usage: LeverUsage | undefined): number | undefined {
+  const unbucketed = isPerBucket(value) ? (value as Record<string, number>)['null'] : undefined
+  if (unbucketed === undefined) return 0
+  if (unbucketed === UNLIMITED) return undefined
+  return unbucketed + (usage?.by_bucket['null'] ?? 0)
 }
 
 function featureDecision(entitlements: Cached<Entitlements>, lever: string): FeatureDecision {

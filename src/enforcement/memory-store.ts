@@ -46,7 +46,8 @@ export class MemoryUsageStore implements UsageStore {
     const visibleBefore = request.snapshotAt - this.#config.aggregationLagMs
     for (const limit of request.limits) {
       const left = limit.remaining - (cells === undefined ? 0 : localUsage(cells, limit, request, visibleBefore))
-      if (left < request.cost) return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
+      // `left <= 0` also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
+      if (left < request.cost || left <= 0) return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
     }
     this.#cell(request).reserved += request.cost
     const { customerId, meteringId, bucket, cost } = request
@@ -169,9 +170,10 @@ function localUsage(cells: Map<string, Cell>, limit: LeverLimit, request: UsageK
   for (const cell of cells.values()) {
     if (!limit.meteringIds.includes(cell.key.meteringId)) continue
     if (limit.perBucket && cell.key.bucket !== request.bucket) continue
-    pruneAcked(cell, visibleBefore)
     units += cell.reserved + cell.pending + cell.sending
-    for (const acked of cell.acked) units += acked.units
+    // Newest first, stopping at the first the snapshot contains. Reads only: another request may
+    // still decide from an older snapshot, so pruning is left to the sweep.
+    for (let i = cell.acked.length - 1; i >= 0 && cell.acked[i]!.at > visibleBefore; i--) units += cell.acked[i]!.units
   }
   return units
 }

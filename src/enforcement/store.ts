@@ -1,5 +1,10 @@
 /** A value, or a promise of it: the in-memory store answers synchronously, a shared one may not. */
-export type MaybePromise<T> = T | Promise<T>
+export type MaybePromise<T> = T | PromiseLike<T>
+
+/** Whether a MaybePromise is pending (any thenable, not only native promises). */
+export function isPromiseLike<T>(value: MaybePromise<T>): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | null)?.then === 'function'
+}
 
 /**
  * Where reservations and pending usage live. The in-memory store serves one process; a shared

@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa'
 import type { Enforcer } from '../enforcement/enforcer.js'
-import type { MaybePromise } from '../enforcement/store.js'
+import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { PlanshipMeterError } from '../errors.js'
 import type { Denial, Logger, MeterOptions } from '../options.js'
 import { toDenial, unidentified, writeDenial } from './denial.js'
@@ -52,7 +52,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
     } catch (error) {
       throw identifyFailed(error)
     }
-    if (raw instanceof Promise)
+    if (isPromiseLike(raw))
       return raw.then(
         (value: unknown) => identified(ctx, value),
         (error: unknown) => Promise.reject(identifyFailed(error)),
@@ -71,7 +71,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
       // Not async: with a synchronous identify, this layer adds no promise of its own.
       return function planshipIdentify(ctx, next) {
         const state = identify(ctx as Ctx)
-        return state instanceof Promise ? state.then(() => next()) : next()
+        return isPromiseLike(state) ? Promise.resolve(state).then(() => next()) : next()
       }
     },
 
@@ -80,13 +80,13 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
       // Awaits only what is really asynchronous: on a warm cache the decision is synchronous.
       return async function planshipConsume(ctx: Ctx, next: Next) {
         const identifying = identify(ctx)
-        const state = identifying instanceof Promise ? await identifying : identifying
+        const state = isPromiseLike(identifying) ? await identifying : identifying
         const customerId = state.customerId
         if (customerId === undefined) return deny(ctx, unidentified())
         const cost = route.cost(ctx)
         const bucket = route.bucket(ctx)
         const deciding = enforcer.consume({ customerId, meteringId, bucket, cost })
-        const decision = deciding instanceof Promise ? await deciding : deciding
+        const decision = isPromiseLike(deciding) ? await deciding : deciding
         if (!decision.allowed) {
           const lever = 'lever' in decision.denied ? decision.denied.lever : undefined
           const record: DecisionRecord = {
@@ -111,7 +111,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
         const settling = route.shouldReport(ctx)
           ? enforcer.commit(reservation, route.usage(ctx, cost))
           : enforcer.release(reservation)
-        if (settling instanceof Promise) await settling
+        if (isPromiseLike(settling)) await settling
       }
     },
 
@@ -121,11 +121,11 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
       }
       return async function planshipRequireFeature(ctx: Ctx, next: Next) {
         const identifying = identify(ctx)
-        const state = identifying instanceof Promise ? await identifying : identifying
+        const state = isPromiseLike(identifying) ? await identifying : identifying
         const customerId = state.customerId
         if (customerId === undefined) return deny(ctx, unidentified())
         const deciding = enforcer.requireFeature(customerId, lever)
-        const decision = deciding instanceof Promise ? await deciding : deciding
+        const decision = isPromiseLike(deciding) ? await deciding : deciding
         state.decisions.push({
           kind: 'feature',
           subject: lever,

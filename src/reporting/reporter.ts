@@ -22,119 +22,146 @@ export interface FlushResult {
   units: number
   /** Units whose report failed and that stay pending for the next flush. */
   retainedUnits: number
-  /** Units Planship rejected for good (a 4xx other than 408/429); they are logged, not retried. */
+  /** Units Planship refused for good (400, 404, 422 …); they are logged, not retried. */
   rejectedUnits: number
+  /** The refused reports, for the app to persist or inspect. */
+  rejected: PendingReport[]
 }
 
-/** What `close()` hands back: usage that could not be delivered before the deadline. */
+/** What `close()` hands back: usage that could not be delivered before the deadline, or that Planship refused. */
 export interface CloseResult {
   undelivered: PendingReport[]
 }
 
 const CLOSE_RETRY_DELAY_MS = 250
 
-/** A pause that never keeps the process alive on its own. */
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+/**
+ * A pause, cut short when `wake` aborts. Unless `keepAlive`, it never keeps the process alive on
+ * its own: close() is what saves usage at exit.
+ */
+function sleep(ms: number, wake?: AbortSignal, keepAlive = false): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    if (!keepAlive) timer.unref()
+    wake?.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(timer)
+      wake?.removeEventListener('abort', done)
+      resolve()
+    }
+  })
 }
 
 /**
  * Sends pending usage to Planship after responses, never on a request's path: one POST per
- * customer × metering id × bucket per flush, at most `maxConcurrency` at a time. Failed
- * reports stay pending and are retried on the next flush.
+ * customer × metering id × bucket per pass, at most `maxConcurrency` at a time. Passes run one
+ * after another, never overlapping, so a pass that resolves has seen every earlier one settle.
+ * Failed reports stay pending and are retried by the next pass.
  */
 export class Reporter {
   readonly #config: ReporterConfig
   readonly #timer: NodeJS.Timeout
-  #running: Promise<FlushResult> | undefined
+  /** The last pass queued; the next one starts when it settles. */
+  #tail: Promise<unknown> = Promise.resolve()
+  #queued = 0
   #closed = false
-  /** Set by flush() and close(): a paced pass still running sends the rest at once. */
-  #hurry = false
+  /** Aborted by flush() and close(): a paced pass sends the rest at once. */
+  #wake = new AbortController()
 
   constructor(config: ReporterConfig) {
     this.#config = config
     this.#timer = setInterval(() => {
-      if (this.#running === undefined) this.#flushOnce(true).catch(() => {})
+      if (this.#queued === 0) this.#enqueue(true).catch(() => {})
     }, config.flushIntervalMs)
     // A pending flush must never keep the process alive; close() is how usage is saved at exit.
     this.#timer.unref()
   }
 
-  /** Sends everything pending now; resolves once Planship acknowledged it all. */
+  /**
+   * Sends everything pending now; resolves once Planship acknowledged it all. Rejects with
+   * `FLUSH_INCOMPLETE` (the result in `detail`) when some usage stays pending or was refused.
+   */
   async flush(): Promise<FlushResult> {
-    // A flush already running took its snapshot of pending usage earlier; send what came since.
-    if (this.#running !== undefined) {
-      this.#hurry = true
-      await this.#running.catch(() => {})
-      this.#hurry = false
-    }
-    const result = await this.#flushOnce()
-    if (result.retainedUnits > 0) {
+    this.#hurry()
+    const result = await this.#enqueue(false)
+    if (result.retainedUnits > 0 || result.rejectedUnits > 0) {
       throw new PlanshipMeterError(
         'FLUSH_INCOMPLETE',
-        `${result.retainedUnits} usage units could not be reported and stay pending`,
+        `${result.retainedUnits} usage units could not be reported and stay pending; ` +
+          `${result.rejectedUnits} were refused by Planship and dropped`,
+        { detail: result },
       )
     }
     return result
   }
 
   /**
-   * Stops the timer, then flushes and retries until everything is delivered or
-   * `closeTimeoutMs` has passed. Whatever is left is returned, not dropped silently.
+   * Stops the timer, then flushes and retries until everything is delivered or `deadline`
+   * (a `performance.now()` time) has passed. What is left, and what Planship refused, is
+   * returned for the app to persist, never dropped silently.
    */
-  async close(): Promise<CloseResult> {
-    if (this.#closed) return { undelivered: [] }
+  async close(deadline: number): Promise<CloseResult> {
     this.#closed = true
-    this.#hurry = true
     clearInterval(this.#timer)
-    // Shutdown is bounded in real time, whatever clock the data ages are measured with.
-    const deadline = performance.now() + this.#config.closeTimeoutMs
+    this.#hurry()
+    const refused: PendingReport[] = []
     for (;;) {
-      if (this.#running !== undefined) await this.#running.catch(() => {})
-      const result = await this.#flushOnce()
-      if (result.retainedUnits === 0) return { undelivered: [] }
+      const result = await this.#enqueue(false)
+      refused.push(...result.rejected)
+      if (result.retainedUnits === 0) break
       if (performance.now() + CLOSE_RETRY_DELAY_MS >= deadline) break
-      await new Promise((resolve) => setTimeout(resolve, CLOSE_RETRY_DELAY_MS))
+      await sleep(CLOSE_RETRY_DELAY_MS, undefined, true)
     }
-    const undelivered = await this.#config.store.takePending()
-    for (const report of undelivered) await this.#config.store.discard(report)
-    const units = undelivered.reduce((sum, report) => sum + report.usage, 0)
-    this.#config.logger.error?.(`close(): ${units} usage units could not be reported before the deadline`, {
-      undelivered,
-    })
+    const left = await this.#config.store.takePending()
+    for (const report of left) await this.#config.store.discard(report)
+    const undelivered = [...left, ...refused]
+    if (undelivered.length > 0) {
+      const units = undelivered.reduce((sum, report) => sum + report.usage, 0)
+      this.#config.logger.error?.(`close(): ${units} usage units could not be reported`, { undelivered })
+    }
     return { undelivered }
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  #hurry(): void {
+    this.#wake.abort()
+    this.#wake = new AbortController()
+  }
+
+  #enqueue(paced: boolean): Promise<FlushResult> {
+    this.#queued++
+    const pass = this.#tail.then(() => this.#send(paced)).finally(() => this.#queued--)
+    this.#tail = pass.catch(() => {})
+    return pass
   }
 
   /**
    * One pass over pending usage. A background pass spreads its POSTs over the flush interval
    * instead of bursting them, so that a thousand keys do not stall the app's requests at once.
    */
-  #flushOnce(paced = false): Promise<FlushResult> {
-    const run = this.#send(paced).finally(() => {
-      if (this.#running === run) this.#running = undefined
-    })
-    this.#running = run
-    return run
-  }
-
   async #send(paced: boolean): Promise<FlushResult> {
     const reports = await this.#config.store.takePending()
-    const result: FlushResult = { reports: 0, units: 0, retainedUnits: 0, rejectedUnits: 0 }
+    const result: FlushResult = { reports: 0, units: 0, retainedUnits: 0, rejectedUnits: 0, rejected: [] }
     const spacingMs = paced ? this.#config.flushIntervalMs / Math.max(reports.length, 1) : 0
+    const wake = this.#wake.signal
     const startedAt = performance.now()
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < reports.length) {
         const index = next++
         const waitMs = startedAt + index * spacingMs - performance.now()
-        if (waitMs >= 1 && !this.#hurry) await sleep(waitMs)
+        if (waitMs >= 1 && !wake.aborted) await sleep(waitMs, wake)
         await this.#deliver(reports[index]!, result)
       }
     }
     const workers = Math.min(this.#config.maxConcurrency, reports.length)
     await Promise.all(Array.from({ length: workers }, worker))
     if (result.reports > 0 || result.retainedUnits > 0) {
-      this.#config.logger.debug?.('usage flushed', { ...result })
+      const { reports: posts, units, retainedUnits, rejectedUnits } = result
+      this.#config.logger.debug?.('usage flushed', { posts, units, retainedUnits, rejectedUnits })
     }
     return result
   }
@@ -154,6 +181,7 @@ export class Reporter {
       } else {
         await store.discard(report)
         result.rejectedUnits += report.usage
+        result.rejected.push(report)
         logger.error?.('Planship rejected a usage report; it is not retried', { ...report, error: describe(error) })
       }
     }

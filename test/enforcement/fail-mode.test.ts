@@ -85,7 +85,7 @@ describe('decisions when Planship is down', () => {
     )
   })
 
-  it('makes one upstream attempt per customer per backoff during an outage, not one per request', async () => {
+  it('sends Planship about one call per backoff during an outage, however many customers and requests', async () => {
     const url = h.emu.url
     await h.emu.close()
     let attempts = 0

@@ -104,6 +104,16 @@ describe('consume()', () => {
     assert.deepEqual(h.emu.requestCounts(), {})
   })
 
+  it('keeps denying from cache: a repeated 429 makes no upstream call', async () => {
+    h.emu.createCustomer('denied-warm', 'free')
+    for (let i = 0; i < 5; i++) await call('/renders', 'denied-warm').expect(200)
+    await call('/renders', 'denied-warm').expect(429)
+    await new Promise((resolve) => setTimeout(resolve, 50)) // the header's background read, if any
+    h.emu.resetRequestCounts()
+    for (let i = 0; i < 10; i++) await call('/renders', 'denied-warm').expect(429)
+    assert.deepEqual(h.emu.requestCounts(), {})
+  })
+
   it('identifies nobody without the header: 401 customer_unidentified', async () => {
     const res = await call('/calls').expect(401)
     assert.equal(res.body.error.code, 'customer_unidentified')

@@ -78,3 +78,14 @@ describe('requireFeature()', () => {
     })
   })
 })
+
+describe('requireFeature() for a customer Planship does not know', () => {
+  it('answers 403 even with failMode open: a 404 is an answer, not an outage', async () => {
+    const h = await startHarness({ meter: { failMode: 'open' } })
+    const { app, handled } = demoApp(h.meter)
+    const res = await request(app.callback()).get('/export').set('x-customer-id', 'nobody@example.com').expect(403)
+    assert.equal(res.body.error.code, 'feature_not_entitled')
+    assert.equal(handled.count, 0)
+    await h.close()
+  })
+})

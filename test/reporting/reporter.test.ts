@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import Koa from 'koa'
 import request from 'supertest'
 import { startEmulator } from '../../src/emulator/index.js'
-import { createMeter, type PlanshipState } from '../../src/index.js'
+import { createMeter, type FlushResult, PlanshipMeterError, type PlanshipState } from '../../src/index.js'
 import { type Harness, startHarness } from '../helpers/harness.js'
 
 describe('usage reporting', () => {
@@ -75,8 +75,12 @@ describe('usage reporting', () => {
       await request(app).get('/').set('x-customer-id', 'pro-customer').expect(200)
     })
     h.emu = await startEmulator({ port: Number(new URL(h.options.planship.baseUrl ?? '').port) })
-    const result = await meter.flush()
+    const error = await meter.flush().catch((e: unknown) => e)
+    assert.ok(error instanceof PlanshipMeterError)
+    assert.equal(error.code, 'FLUSH_INCOMPLETE')
+    const result = error.detail as FlushResult
     assert.equal(result.rejectedUnits, 1)
+    assert.equal(result.rejected[0]?.customerId, 'ghost@example.com')
     assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 1)
     assert.ok(h.logger.lines.some((line) => line.startsWith('error Planship rejected a usage report')))
     await meter.close()
@@ -95,6 +99,36 @@ describe('usage reporting', () => {
     assert.equal(signal, null, `the process had to be killed: something kept it alive\n${output}`)
     assert.equal(code, 0, output)
     assert.deepEqual(JSON.parse(output), { undelivered: [], recorded: 7 })
+  })
+
+  it('keeps usage pending while Planship refuses the credentials, and delivers it once they work', async () => {
+    let credentialsWork = false
+    const flaky: typeof fetch = (input, init) =>
+      !credentialsWork && String(input).endsWith('/auth/token')
+        ? Promise.resolve(Response.json({ detail: 'Invalid credentials' }, { status: 401 }))
+        : fetch(input, init)
+    const meter = createMeter({ ...h.options, fetch: flaky })
+    const app = metered(meter)
+    for (let i = 0; i < 7; i++) await request(app).get('/').set('x-customer-id', 'pro-customer').expect(200) // fail-open
+    await assert.rejects(meter.flush(), { code: 'FLUSH_INCOMPLETE' })
+    credentialsWork = true
+    await meter.flush()
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 7)
+    await meter.close()
+  })
+
+  it('never lets flush() or close() resolve while an earlier pass still has reports in flight', async () => {
+    const meter = createMeter({ ...h.options, reporting: { flushIntervalMs: 20, closeTimeoutMs: 5_000 } })
+    const app = metered(meter)
+    h.emu.setLatency(150)
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 2; i++) await request(app).get('/').set('x-customer-id', 'pro-customer').expect(200)
+      await new Promise((resolve) => setTimeout(resolve, 30)) // a background pass is now in flight
+      void meter.flush().catch(() => {})
+    }
+    const { undelivered } = await meter.close()
+    assert.deepEqual(undelivered, [])
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 6)
   })
 
   it('rejects flush() after close()', async () => {

@@ -1,0 +1,47 @@
+import { isRetriable } from '../errors.js'
+import type { Clock } from '../options.js'
+
+const BASE_MS = 1_000
+const MAX_MS = 30_000
+
+/**
+ * Delay before attempt number `failures + 1`: doubling from 1 s up to 30 s, half of it random
+ * ("equal jitter") so that many keys failing together do not retry together.
+ */
+export function backoffMs(failures: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(MAX_MS, BASE_MS * 2 ** Math.max(0, failures - 1))
+  return ceiling / 2 + random() * (ceiling / 2)
+}
+
+/**
+ * Shared by every Planship read: after an outage-like failure (network, timeout, 429, 5xx,
+ * auth) no read is sent for a backoff that grows with consecutive failures, so a Planship that
+ * is down sees about one call per backoff, not one per customer. Any success closes it.
+ */
+export class CircuitBreaker {
+  readonly #clock: Clock
+  #failures = 0
+  #openUntil = 0
+  #lastError: unknown
+
+  constructor(clock: Clock) {
+    this.#clock = clock
+  }
+
+  /** The error to fail with while open, or `undefined` when a call may go out. */
+  refusal(): unknown {
+    return this.#clock.now() < this.#openUntil ? this.#lastError : undefined
+  }
+
+  success(): void {
+    this.#failures = 0
+    this.#openUntil = 0
+  }
+
+  failure(error: unknown): void {
+    if (!isRetriable(error)) return // an answer such as 404 says nothing about Planship's health
+    this.#failures++
+    this.#lastError = error
+    this.#openUntil = this.#clock.now() + backoffMs(this.#failures)
+  }
+}

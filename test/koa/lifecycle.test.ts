@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict'
+import Koa from 'koa'
+import request from 'supertest'
+import { createMeter, type PlanshipState } from '../../src/index.js'
+import { type Harness, startHarness } from '../helpers/harness.js'
+
+describe('close() and requests around it', () => {
+  let h: Harness
+
+  beforeEach(async () => {
+    h = await startHarness()
+  })
+  afterEach(() => h.close())
+
+  it('waits for requests still running to commit their usage before the last flush', async () => {
+    const meter = createMeter(h.options)
+    let release: () => void = () => {}
+    const handlerStarted = new Promise<void>((started) => {
+      const koa = new Koa<PlanshipState>()
+      koa.use(meter.consume('api-call', { cost: 3 }))
+      koa.use(async (ctx) => {
+        started()
+        await new Promise<void>((resolve) => (release = resolve))
+        ctx.body = 'slow'
+      })
+      void request(koa.callback())
+        .get('/')
+        .set('x-customer-id', 'pro-customer')
+        .then(() => {})
+    })
+    await handlerStarted
+    const closing = meter.close()
+    setTimeout(() => release(), 100)
+    const { undelivered } = await closing
+    assert.deepEqual(undelivered, [])
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 3)
+  })
+
+  it('refuses metered requests after close() with 503, so no usage is admitted that nothing would send', async () => {
+    const meter = createMeter(h.options)
+    const koa = new Koa<PlanshipState>()
+    koa.use(meter.consume('api-call'))
+    koa.use((ctx) => {
+      ctx.body = 'ran'
+    })
+    await request(koa.callback()).get('/').set('x-customer-id', 'pro-customer').expect(200)
+    await meter.close()
+    const res = await request(koa.callback()).get('/').set('x-customer-id', 'pro-customer').expect(503)
+    assert.equal(res.body.error.code, 'planship_unavailable')
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 1)
+  })
+})
