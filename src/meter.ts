@@ -8,6 +8,9 @@ import { type MeterOptions, resolveConfig } from './options.js'
 import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
 import { type CloseResult, type FlushResult, Reporter } from './reporting/reporter.js'
 
+/** Connections to Planship at once: report POSTs (`reporting.maxConcurrency`) plus cold reads. */
+const MAX_SOCKETS = 64
+
 /** What {@link createMeter} returns. */
 export interface Meter {
   /** Identifies the customer of every request into `ctx.state.planship.customerId`. Never denies. */
@@ -47,7 +50,13 @@ export interface Meter {
 export function createMeter(options: MeterOptions): Meter {
   const config = resolveConfig(options)
   const { clock, logger } = config
-  const client = new PlanshipClient({ ...config.planship, productSlug: config.productSlug, fetch: config.fetch, clock })
+  const client = new PlanshipClient({
+    ...config.planship,
+    productSlug: config.productSlug,
+    fetch: config.fetch,
+    maxSockets: MAX_SOCKETS,
+    clock,
+  })
   const store =
     config.store ??
     new MemoryUsageStore({
@@ -74,7 +83,9 @@ export function createMeter(options: MeterOptions): Meter {
         const deadline = performance.now() + config.reporting.closeTimeoutMs
         enforcer.stop()
         await enforcer.drain(deadline) // requests still running commit their usage first
-        return reporter.close(deadline)
+        const result = await reporter.close(deadline)
+        client.close()
+        return result
       })()),
     planshipCalls: () => client.callCounts(),
   }

@@ -1,6 +1,7 @@
 import { PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
 import { TokenSource } from './token.js'
+import { fetchTransport, nodeTransport, type Transport, type TransportResponse } from './transport.js'
 import type { Customer, Entitlements, LeverUsage, MeteringRecord } from './types.js'
 
 export interface PlanshipClientConfig {
@@ -10,7 +11,10 @@ export interface PlanshipClientConfig {
   clientSecret: string
   clientAuth: 'basic-raw' | 'basic-encoded'
   timeoutMs: number
-  fetch: typeof fetch
+  /** A user-supplied fetch; node:http with a keep-alive pool when absent. */
+  fetch: typeof fetch | undefined
+  /** Most connections to Planship at once (default transport). */
+  maxSockets: number
   clock: Clock
 }
 
@@ -35,6 +39,7 @@ const enc = encodeURIComponent
 export class PlanshipClient {
   readonly #config: PlanshipClientConfig
   readonly #tokens: TokenSource
+  readonly #transport: Transport
   readonly #counts: Omit<PlanshipCallCounts, 'token'> = {
     entitlements: 0,
     leverUsage: 0,
@@ -46,7 +51,8 @@ export class PlanshipClient {
   constructor(config: PlanshipClientConfig) {
     // Paths are appended to the base URL, which users write with or without a trailing slash.
     this.#config = { ...config, baseUrl: config.baseUrl.replace(/\/+$/, '') }
-    this.#tokens = new TokenSource(this.#config)
+    this.#tokens = new TokenSource({ ...this.#config, fetch: config.fetch ?? globalThis.fetch })
+    this.#transport = config.fetch === undefined ? nodeTransport(config.maxSockets) : fetchTransport(config.fetch)
   }
 
   callCounts(): PlanshipCallCounts {
@@ -89,14 +95,12 @@ export class PlanshipClient {
     let response = await this.#send(method, path, body, token)
     if (response.status === 401) {
       // Tokens can be revoked before they expire: renew once, then let a second 401 surface.
-      await response.body?.cancel()
       this.#tokens.invalidate(token)
       token = await this.#tokens.get()
       response = await this.#send(method, path, body, token)
     }
-    const text = await this.#read(response, method, path)
-    const parsed = parseJson(text)
-    if (!response.ok) {
+    const parsed = parseJson(response.text)
+    if (response.status < 200 || response.status > 299) {
       const detail = typeof parsed === 'object' && parsed !== null && 'detail' in parsed ? parsed.detail : undefined
       throw new PlanshipMeterError(
         'PLANSHIP_HTTP_ERROR',
@@ -115,32 +119,31 @@ export class PlanshipClient {
     return parsed
   }
 
-  async #send(method: string, path: string, body: unknown, token: string): Promise<Response> {
+  async #send(method: string, path: string, body: unknown, token: string): Promise<TransportResponse> {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' }
     if (body !== undefined) headers['content-type'] = 'application/json'
     try {
-      return await this.#config.fetch(this.#config.baseUrl + path, {
+      return await this.#transport.send({
         method,
+        url: this.#config.baseUrl + path,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.#config.timeoutMs),
+        timeoutMs: this.#config.timeoutMs,
       })
     } catch (error) {
       throw transportError(error, method, path)
     }
   }
 
-  async #read(response: Response, method: string, path: string): Promise<string> {
-    try {
-      return await response.text()
-    } catch (error) {
-      throw transportError(error, method, path)
-    }
+  /** Frees pooled connections; later calls open new ones. */
+  close(): void {
+    this.#transport.close()
   }
 }
 
 function transportError(error: unknown, method: string, path: string): PlanshipMeterError {
-  const timedOut = error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')
+  const name = error instanceof Error ? error.name : undefined
+  const timedOut = name === 'TimeoutError' || name === 'AbortError'
   return timedOut
     ? new PlanshipMeterError('PLANSHIP_TIMEOUT', `Planship did not answer ${method} ${path} in time`, { cause: error })
     : new PlanshipMeterError('PLANSHIP_UNREACHABLE', `Planship is unreachable (${method} ${path})`, { cause: error })

@@ -16,7 +16,8 @@ describe('PlanshipClient', () => {
       clientSecret: emu.clientSecret,
       clientAuth: 'basic-raw',
       timeoutMs: 2_000,
-      fetch: globalThis.fetch,
+      fetch: undefined,
+      maxSockets: 8,
       clock: Date,
     }
   })
