@@ -98,6 +98,8 @@ interface Row {
   requests: number
   /** Seconds over which the upstream calls were counted (the run and its last flush). */
   windowS: number
+  /** Server CPU time (user + system) per request, in µs: independent of the load generator's limits. */
+  cpuUsPerRequest: number
   non2xx: number
   errors: number
   upstream: Record<keyof typeof kinds, number>
@@ -121,10 +123,12 @@ for (const mode of ['bare', 'meter', 'meter-quiet', 'official'] as Mode[]) {
   await load(port, 'bench', customers, { durationS: 1 })
   await new Promise((resolve) => setTimeout(resolve, 1_200)) // let B's warm-up flush pass
   const before = await counts()
+  const cpuBefore = (await ask(server.child, { type: 'stats' }))['cpuUs'] as number
   const windowStart = performance.now()
   const result = await load(port, 'bench', customers, {})
   await new Promise((resolve) => setTimeout(resolve, 1_200)) // the run's last flush belongs to it
   const after = await counts()
+  const cpuAfter = (await ask(server.child, { type: 'stats' }))['cpuUs'] as number
   const windowS = (performance.now() - windowStart) / 1000
   const per1000 = (names: readonly string[]) =>
     (names.reduce((sum, name) => sum + (after[name] ?? 0) - (before[name] ?? 0), 0) * 1000) / result.requests.total
@@ -135,6 +139,7 @@ for (const mode of ['bare', 'meter', 'meter-quiet', 'official'] as Mode[]) {
     p99: result.latency.p99,
     requests: result.requests.total,
     windowS,
+    cpuUsPerRequest: (cpuAfter - cpuBefore) / result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors,
     upstream: Object.fromEntries(
@@ -142,11 +147,11 @@ for (const mode of ['bare', 'meter', 'meter-quiet', 'official'] as Mode[]) {
     ) as Row['upstream'],
   })
   if (mode === 'meter') {
-    const rssBefore = (await ask(server.child, { type: 'stats' }))['rss'] as number
+    const rssBefore = (await ask(server.child, { type: 'stats', gc: true }))['rss'] as number
     await ask(emulator.child, { type: 'latency', ms: 0 })
     await load(port, 'mem', memoryCustomers, { amount: memoryCustomers })
     await ask(emulator.child, { type: 'latency', ms: latencyMs })
-    const stats = await ask(server.child, { type: 'stats' })
+    const stats = await ask(server.child, { type: 'stats', gc: true })
     memory = { before: rssBefore, after: stats['rss'] as number, heapAfter: stats['heapUsed'] as number }
   }
   await stop(server.child)
@@ -174,7 +179,7 @@ console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const row of rows) {
   const u = row.upstream
   console.log(
-    `| ${names[row.mode]} | ${fixed(row.rps, 0)} | ${row.p50} | ${row.p99} | ${row.requests} | ${row.non2xx} | ${row.errors} | ` +
+    `| ${names[row.mode]} | ${fixed(row.rps, 0)} | ${row.p50} | ${row.p99} | ${fixed(row.cpuUsPerRequest)} | ${row.requests} | ${row.non2xx} | ${row.errors} | ` +
       `${fixed(u.token, 2)} | ${fixed(u.entitlements, 2)} | ${fixed(u['usage fetch'], 2)} | ${fixed(u['report POST'], 2)} |`,
   )
 }
@@ -183,6 +188,10 @@ console.log(
   `B/A throughput ${fixed(b.rps / a.rps, 2)} (target ≥ 0.90); B p99 − A p99 = ${b.p99 - a.p99} ms (target ≤ 1 ms)`,
 )
 console.log(`Enforcement alone (B without reporting)/A throughput ${fixed(quiet.rps / a.rps, 2)}`)
+console.log(
+  `Server CPU per request: A ${fixed(a.cpuUsPerRequest)} µs, B ${fixed(b.cpuUsPerRequest)} µs ` +
+    `(+${fixed(b.cpuUsPerRequest - a.cpuUsPerRequest)} µs, of which reporting ${fixed(b.cpuUsPerRequest - quiet.cpuUsPerRequest)} µs)`,
+)
 console.log(`B/C throughput ${fixed(b.rps / c.rps, 1)}× (target ≥ 20×)`)
 const reportsPerCustomerFlush = (b.upstream['report POST'] * b.requests) / 1000 / (customers * Math.floor(b.windowS))
 console.log(`B report POSTs per customer per 1 s flush: ${fixed(reportsPerCustomerFlush, 2)} (target ≤ 1)`)

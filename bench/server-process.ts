@@ -9,7 +9,7 @@ const server = app.listen(0, '127.0.0.1', () => {
 })
 server.keepAliveTimeout = 30_000
 
-export type ServerMessage = { type: 'stats' } | { type: 'close' }
+export type ServerMessage = { type: 'stats'; gc?: boolean } | { type: 'close' }
 
 process.on('message', async (message: ServerMessage) => {
   if (message.type === 'close') {
@@ -19,7 +19,14 @@ process.on('message', async (message: ServerMessage) => {
     process.disconnect()
     return
   }
-  global.gc?.()
+  const cpu = process.cpuUsage()
+  if (message.gc === true) global.gc?.()
   const memory = process.memoryUsage()
-  process.send?.({ type: 'stats', rss: memory.rss, heapUsed: memory.heapUsed, calls: meter?.planshipCalls() })
+  process.send?.({
+    type: 'stats',
+    cpuUs: cpu.user + cpu.system,
+    rss: memory.rss,
+    heapUsed: memory.heapUsed,
+    calls: meter?.planshipCalls(),
+  })
 })

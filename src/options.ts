@@ -55,7 +55,11 @@ export interface CacheOptions {
 export interface ReportingOptions {
   /** Interval between background flushes, in ms. Defaults to `1000`. */
   flushIntervalMs?: number
-  /** Most report POSTs in flight at once. Defaults to `8`. */
+  /**
+   * Most report POSTs in flight at once. Under load this also paces reporting: with 1 000 active
+   * customers, 4 POSTs in flight and 20 ms to Planship, each key is sent every ~5 s instead of
+   * every second, and the app spends its CPU on requests. Defaults to `4`.
+   */
   maxConcurrency?: number
   /** How long `close()` keeps retrying pending reports before giving up, in ms. Defaults to `10000`. */
   closeTimeoutMs?: number
@@ -210,7 +214,7 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
     },
     reporting: {
       flushIntervalMs: positiveInteger(reporting.flushIntervalMs, 'reporting.flushIntervalMs', 1_000),
-      maxConcurrency: positiveInteger(reporting.maxConcurrency, 'reporting.maxConcurrency', 8),
+      maxConcurrency: positiveInteger(reporting.maxConcurrency, 'reporting.maxConcurrency', 4),
       closeTimeoutMs: nonNegativeInteger(reporting.closeTimeoutMs, 'reporting.closeTimeoutMs', 10_000),
     },
     failMode,

@@ -1,5 +1,7 @@
 import Router, { type RouterContext, type RouterMiddleware } from '@koa/router'
 import { invalid } from './api-error.js'
+import { FaultInputError, parseFaultConfig, ruleWire, type ParsedFaultConfig } from './fault-config.js'
+import type { FaultSnapshot } from './faults.js'
 import { bodyObject, readJson } from './validate.js'
 import type { MeteringRecordWire } from './wire.js'
 
@@ -14,6 +16,10 @@ export interface AdminControls {
   setLatency(ms: number): void
   recordedUsage(filter: { customerId?: string; meteringId?: string; bucket?: string | null }): number
   meteringRecords(): readonly MeteringRecordWire[]
+  setFaults(config: ParsedFaultConfig): void
+  clearFaults(): void
+  faults(): FaultSnapshot & { aggregationLagMs: number }
+  faultCounts(): Record<string, number>
 }
 
 /**
@@ -82,6 +88,38 @@ export function createAdminRouter(controls: AdminControls): Router {
   router.get(
     '/records',
     answer(() => controls.meteringRecords()),
+  )
+
+  // Fault injection: PUT applies the fields present (`rules` replaces the list), DELETE clears.
+  const faults = () => {
+    const { seed, rules, down, aggregationLagMs } = controls.faults()
+    return {
+      config: { seed, rules: rules.map(ruleWire), down, aggregation_lag_ms: aggregationLagMs },
+      counts: controls.faultCounts(),
+    }
+  }
+  router.get('/faults', answer(faults))
+  router.put(
+    '/faults',
+    answer(async (ctx) => {
+      const body = bodyObject(await readJson(ctx), true)
+      let config: ParsedFaultConfig
+      try {
+        config = parseFaultConfig(body, 'snake')
+      } catch (error) {
+        if (error instanceof FaultInputError) throw invalid(['body', ...error.path], error.problem, error.type)
+        throw error
+      }
+      controls.setFaults(config)
+      return faults()
+    }),
+  )
+  router.delete(
+    '/faults',
+    answer(() => {
+      controls.clearFaults()
+      return faults()
+    }),
   )
   return router
 }

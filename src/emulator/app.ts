@@ -10,7 +10,8 @@ import { createApiRouter, type ApiRouterDeps } from './routes.js'
 const jsonErrors: Middleware = async (ctx, next) => {
   try {
     await next()
-    if (ctx.status === 404 && ctx.body === undefined) {
+    // A reset or hung connection (fault injection) gets no answer at all.
+    if (ctx.respond !== false && ctx.status === 404 && ctx.body === undefined) {
       ctx.status = 404
       ctx.body = { detail: 'Not Found' }
     }

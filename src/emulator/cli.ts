@@ -19,7 +19,10 @@ Options:
 Admin routes (no auth): GET /_emulator/requests, POST /_emulator/reset,
 POST /_emulator/revoke-tokens, POST /_emulator/clock {"advance_ms": n},
 POST /_emulator/settings {"latency_ms", "aggregation_lag_ms"}, GET /_emulator/records,
-GET /_emulator/usage?customer_id=&metering_id=&bucket=
+GET /_emulator/usage?customer_id=&metering_id=&bucket=,
+GET|PUT|DELETE /_emulator/faults {"seed", "rules": [{"route", "kind", "rate", ...}], "down",
+"aggregation_lag_ms", "revoke_tokens"} (fault injection; kinds: error, rate-limit, latency, hang,
+reset, apply-then-fail)
 `
 
 class UsageError extends Error {}

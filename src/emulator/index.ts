@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { AdminControls } from './admin.js'
 import { createEmulatorApp } from './app.js'
 import { RequestCounters } from './counters.js'
+import { FaultInputError, parseFaultConfig, type FaultConfig, type ParsedFaultConfig } from './fault-config.js'
 import { Faults } from './faults.js'
 import { fixtureCredentials, loadFixture, type Fixture } from './fixture.js'
 import { EmulatorState } from './state.js'
@@ -31,6 +32,7 @@ export type {
 } from './fixture.js'
 export type { LeverUsageWire } from './aggregation.js'
 export type { RouteName } from './counters.js'
+export type { ApplyThenFailMode, FaultConfig, FaultKind, FaultRule, FaultStatus } from './fault-config.js'
 export type { MeteringRecordWire } from './wire.js'
 
 /** Options of {@link startEmulator}. */
@@ -52,6 +54,11 @@ export interface EmulatorOptions {
   tokenTtlSeconds?: number
   /** Time source in ms since the epoch, e.g. a fake clock. Defaults to `Date.now`. */
   clock?: { now(): number }
+  /**
+   * Faults injected from the start (see {@link Emulator.setFaults}); `faults.aggregationLagMs`
+   * overrides `aggregationLagMs`. Defaults to none, with seed `1`.
+   */
+  faults?: FaultConfig
 }
 
 /** A running emulator. */
@@ -70,7 +77,26 @@ export interface Emulator {
   /** Every token issued so far is rejected from now on (401); new tokens can still be requested. */
   revokeTokens(): void
   setAggregationLag(ms: number): void
+  /** Delay before every API answer, in ms; `latency` fault rules add to it. */
   setLatency(ms: number): void
+  /**
+   * Changes fault injection while running (also `PUT /_emulator/faults`). Fields left out keep their
+   * value; `rules` replaces the whole list; `seed` restarts the PRNG behind every `rate`, so the same
+   * requests in the same order meet the same faults. Throws a `TypeError` naming the field.
+   *
+   * @example
+   * emu.setFaults({ seed: 7, rules: [{ route: 'reportUsage', kind: 'error', rate: 0.3, status: 503 }] })
+   */
+  setFaults(config: FaultConfig): void
+  /** No fault rules, not down, fault counts at zero, PRNG restarted from the seed (also `DELETE /_emulator/faults`). */
+  clearFaults(): void
+  /** How many times each fault kind fired since start, `clearFaults()` or `reset()`, e.g. `{ error: 12, down: 3 }`. */
+  faultCounts(): Record<string, number>
+  /**
+   * `true`: Planship is down, every API request's connection is reset; admin routes keep working and
+   * the port and state are kept. `false`: back up.
+   */
+  setDown(down: boolean): void
   /** Moves emulator time forward: subscription periods, rolling windows, token expiry and lag follow. */
   advanceClock(ms: number): void
   /**
@@ -87,7 +113,7 @@ export interface Emulator {
   meteringRecords(): readonly MeteringRecordWire[]
   /**
    * Back to the fixture: customers, subscriptions, records, tokens, request counters, clock offset,
-   * and the latency and aggregation lag the emulator started with.
+   * the latency, aggregation lag and fault seed the emulator started with; fault rules are cleared.
    */
   reset(): void
   /** Stops listening and drops open connections. Safe to call more than once. */
@@ -121,6 +147,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
     throw new TypeError('clock must have a now() method')
   }
+  const initialFaults = options.faults === undefined ? {} : checkFaults(options.faults, 'faults')
+  const startLagMs = initialFaults.aggregationLagMs ?? aggregationLagMs
 
   const fixture = loadFixture(options.fixture)
   const credentials = fixtureCredentials(fixture)[0]
@@ -128,9 +156,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   if (credentials === undefined || product === undefined) throw new TypeError('fixture needs credentials and a product')
 
   const clock = new EmulatorClock(options.clock ?? { now: () => Date.now() })
-  const state = new EmulatorState(fixture, { clock, aggregationLagMs, tokenTtlSeconds })
+  const state = new EmulatorState(fixture, { clock, aggregationLagMs: startLagMs, tokenTtlSeconds })
   const counters = new RequestCounters()
-  const faults = new Faults({ latencyMs })
+  const faults = new Faults({ latencyMs, seed: initialFaults.seed ?? 1 })
+  faults.configure(initialFaults)
 
   const controls: AdminControls = {
     requestCounts: () => counters.snapshot(),
@@ -140,7 +169,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       state.reset()
       counters.reset()
       faults.reset()
-      state.aggregationLagMs = aggregationLagMs
+      state.aggregationLagMs = startLagMs
     },
     revokeTokens: () => state.tokens.revokeAll(),
     advanceClock: (ms) => {
@@ -158,6 +187,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     },
     recordedUsage: (filter) => state.recordedUsage(filter),
     meteringRecords: () => state.allRecords().map(meteringRecordWire),
+    setFaults: (config) => {
+      faults.configure(config)
+      if (config.aggregationLagMs !== undefined) state.aggregationLagMs = config.aggregationLagMs
+      if (config.revokeTokens === true) state.tokens.revokeAll()
+    },
+    clearFaults: () => faults.clear(),
+    faults: () => ({ ...faults.snapshot(), aggregationLagMs: state.aggregationLagMs }),
+    faultCounts: () => faults.firedCounts(),
   }
 
   const app = createEmulatorApp({ state, counters, faults, controls })
@@ -184,6 +221,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     revokeTokens: controls.revokeTokens,
     setAggregationLag: controls.setAggregationLag,
     setLatency: controls.setLatency,
+    setFaults: (config) => controls.setFaults(checkFaults(config, 'config')),
+    clearFaults: controls.clearFaults,
+    faultCounts: controls.faultCounts,
+    setDown: (down) => {
+      if (typeof down !== 'boolean') throw new TypeError('down must be a boolean')
+      faults.setDown(down)
+    },
     advanceClock: controls.advanceClock,
     createCustomer: (alternativeId, planSlug) => {
       const plan = planSlug === undefined ? firstProduct?.plans[0] : firstProduct?.plansBySlug.get(planSlug)
@@ -205,6 +249,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       })
       return closing
     },
+  }
+}
+
+/** Validated fault input, or a `TypeError` naming the field under `root` (e.g. `faults.rules[0].rate`). */
+function checkFaults(config: unknown, root: string): ParsedFaultConfig {
+  try {
+    return parseFaultConfig(config, 'camel')
+  } catch (error) {
+    if (error instanceof FaultInputError) throw new TypeError(error.describe(root), { cause: error })
+    throw error
   }
 }
 
