@@ -44,7 +44,9 @@ for (const [name, fetchImpl] of [
   const cpu = process.cpuUsage()
   const result = await meter.flush()
   const used = process.cpuUsage(cpu)
-  console.log(`${name}: ${((used.user + used.system) / result.reports).toFixed(0)} µs CPU per report POST (${result.reports} POSTs)`)
+  console.log(
+    `${name}: ${((used.user + used.system) / result.reports).toFixed(0)} µs CPU per report POST (${result.reports} POSTs)`,
+  )
   await meter.close()
 }
 server.close()
