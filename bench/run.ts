@@ -173,7 +173,7 @@ console.log(
     `${customers} customers in rotation, emulator latency ${latencyMs} ms\n`,
 )
 console.log(
-  '| server | req/s | p50 ms | p99 ms | requests | non-2xx | errors | token | entitlements | usage fetch | report POST |',
+  '| server | req/s | p50 ms | p99 ms | server CPU µs/req | requests | non-2xx | errors | token | entitlements | usage fetch | report POST |',
 )
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const row of rows) {

@@ -62,6 +62,7 @@ export function createMeter(options: MeterOptions): Meter {
     new MemoryUsageStore({
       aggregationLagMs: config.cache.aggregationLagMs,
       maxSnapshotAgeMs: config.cache.ttlMs + config.cache.maxStaleMs,
+      maxCustomers: config.cache.max,
       clock,
     })
   const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, logger })

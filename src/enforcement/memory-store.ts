@@ -14,8 +14,16 @@ export interface MemoryUsageStoreConfig {
   aggregationLagMs: number
   /** How old a snapshot can be and still be used, in ms (cache ttl + max stale). */
   maxSnapshotAgeMs: number
+  /**
+   * Most customers kept with only acknowledged usage (the entitlements cache's `max`): past it
+   * the least recently active are forgotten, as their cached entitlements are too. Customers
+   * with usage reserved, pending or in flight are always kept.
+   */
+  maxCustomers: number
   clock: Clock
 }
+
+const FORGET_SCAN = 16
 
 /** Local usage of one customer × metering id × bucket. */
 interface Cell {
@@ -43,6 +51,11 @@ export class MemoryUsageStore implements UsageStore {
 
   reserve(request: ReserveRequest): ReserveResult {
     const cells = this.#customers.get(request.customerId)
+    if (cells !== undefined) {
+      // Most recently active last, so that the oldest are first in line to be forgotten.
+      this.#customers.delete(request.customerId)
+      this.#customers.set(request.customerId, cells)
+    }
     const visibleBefore = request.snapshotAt - this.#config.aggregationLagMs
     for (const limit of request.limits) {
       const left = limit.remaining - (cells === undefined ? 0 : localUsage(cells, limit, request, visibleBefore))
@@ -118,6 +131,7 @@ export class MemoryUsageStore implements UsageStore {
     if (cells === undefined) {
       cells = new Map()
       this.#customers.set(key.customerId, cells)
+      if (this.#customers.size > this.#config.maxCustomers) this.#forgetOldest()
     }
     const id = cellId(key)
     let cell = cells.get(id)
@@ -132,6 +146,20 @@ export class MemoryUsageStore implements UsageStore {
       cells.set(id, cell)
     }
     return cell
+  }
+
+  /**
+   * Forgets the least recently active customers that have nothing left to send. Looks at a few
+   * of the oldest only, so a backlog of pending usage never makes this slow.
+   */
+  #forgetOldest(): void {
+    let looked = 0
+    for (const [customerId, cells] of this.#customers) {
+      if (this.#customers.size <= this.#config.maxCustomers || ++looked > FORGET_SCAN) return
+      let busy = false
+      for (const cell of cells.values()) busy ||= cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0
+      if (!busy) this.#customers.delete(customerId)
+    }
   }
 
   #dropIfEmpty(cell: Cell): void {

@@ -14,7 +14,7 @@ describe('MemoryUsageStore', () => {
 
   function setup() {
     const clock = manualClock()
-    const store = new MemoryUsageStore({ aggregationLagMs: 5_000, maxSnapshotAgeMs: 60_000, clock })
+    const store = new MemoryUsageStore({ aggregationLagMs: 5_000, maxSnapshotAgeMs: 60_000, maxCustomers: 3, clock })
     return { clock, store }
   }
 
@@ -94,5 +94,27 @@ describe('MemoryUsageStore', () => {
     store.discard({ ...key, usage: 3 })
     assert.equal(store.pendingUnits(), 0)
     assert.equal(store.size, 0, 'nothing is kept for a customer with nothing left to count')
+  })
+
+  it('forgets the least recently active customers past maxCustomers, never one with usage to send', () => {
+    const { clock, store } = setup()
+    const admit = (customerId: string) => {
+      const r = store.reserve({
+        customerId,
+        meteringId: 'api-call',
+        bucket: undefined,
+        cost: 1,
+        limits: [],
+        snapshotAt: clock.now(),
+      })
+      assert.ok(r.ok)
+      store.commit(r.reservation, 1)
+    }
+    admit('busy') // stays pending: never forgotten
+    for (const customer of ['a', 'b', 'c', 'd']) admit(customer)
+    for (const report of store.takePending()) if (report.customerId !== 'busy') store.acknowledge(report, clock.now())
+    for (const customer of ['e', 'f', 'g']) admit(customer)
+    assert.ok(store.size <= 3 + 1, `${store.size} customers kept`)
+    assert.equal(store.pendingUnits(), 4, 'busy + e, f, g are still to be sent')
   })
 })
