@@ -23,15 +23,17 @@ const run = async (i: number) => {
 }
 for (let i = 0; i < customers; i++) await run(i)
 const tick = () => new Promise((resolve) => setImmediate(resolve))
-for (const n of [200_000, 1_000_000]) {
+for (const flushing of [false, true, false, true]) {
+  const n = 300_000
   const start = process.hrtime.bigint()
   for (let i = 0; i < n; i++) {
     await run(i)
     if (i % 1000 === 0) await tick() // let sockets breathe, as a server would
+    if (flushing && i % 20_000 === 0) await meter.flush().catch(() => {})
   }
   const ns = Number(process.hrtime.bigint() - start) / n
-  console.log(`${n} calls: ${(ns / 1000).toFixed(2)} µs per request`)
-  await meter.flush()
+  console.log(`${n} calls${flushing ? ', flushing' : ''}: ${(ns / 1000).toFixed(2)} µs per request`)
+  await meter.flush().catch(() => {})
 }
 await meter.close()
 await emu.close()

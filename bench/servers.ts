@@ -4,8 +4,7 @@ import { Planship } from '@planship/fetch'
 import Koa from 'koa'
 import { createMeter, type Meter } from '../src/index.js'
 
-/** `meter-quiet` is B with reporting held back: it isolates what enforcement alone costs. */
-export type Mode = 'bare' | 'meter' | 'meter-quiet' | 'official'
+export type Mode = 'bare' | 'meter' | 'official'
 
 export interface PlanshipTarget {
   url: string
@@ -23,13 +22,12 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
     router.get('/v1/widgets', (ctx) => {
       ctx.body = body()
     })
-  } else if (mode === 'meter' || mode === 'meter-quiet') {
+  } else if (mode === 'meter') {
     const meter = createMeter({
       productSlug: target.productSlug,
       planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
       identify: (ctx) => ctx.get('x-customer-id') || undefined,
       logger: {},
-      reporting: { flushIntervalMs: mode === 'meter' ? 1_000 : 3_600_000 },
     })
     app.use(meter.middleware())
     router.get('/v1/widgets', meter.consume('api-call'), (ctx) => {
