@@ -21,6 +21,8 @@ export type PlanshipMeterErrorCode =
   | 'FLUSH_INCOMPLETE'
   /** The meter was used after `close()`. */
   | 'METER_CLOSED'
+  /** `reporting.maxPendingKeys` keys wait for delivery: a request adding a key was refused. */
+  | 'USAGE_BACKLOG_FULL'
 
 /** Options for {@link PlanshipMeterError}. */
 export interface PlanshipMeterErrorOptions {

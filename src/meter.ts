@@ -63,6 +63,7 @@ export function createMeter(options: MeterOptions): Meter {
       aggregationLagMs: config.cache.aggregationLagMs,
       maxSnapshotAgeMs: config.cache.ttlMs + config.cache.maxStaleMs,
       maxCustomers: config.cache.max,
+      maxPendingKeys: config.reporting.maxPendingKeys,
       clock,
     })
   const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, logger })

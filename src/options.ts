@@ -61,6 +61,12 @@ export interface ReportingOptions {
    * every second, and the app spends its CPU on requests. Defaults to `4`.
    */
   maxConcurrency?: number
+  /**
+   * Most customer × metering id × bucket keys with usage waiting for delivery. Aggregation keeps
+   * the backlog small even in a long outage; past this bound a request that would add a key is
+   * refused with 503 (its usage could not be kept), never dropped silently. Defaults to `100000`.
+   */
+  maxPendingKeys?: number
   /** How long `close()` keeps retrying pending reports before giving up, in ms. Defaults to `10000`. */
   closeTimeoutMs?: number
 }
@@ -216,6 +222,7 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
       flushIntervalMs: positiveInteger(reporting.flushIntervalMs, 'reporting.flushIntervalMs', 1_000),
       maxConcurrency: positiveInteger(reporting.maxConcurrency, 'reporting.maxConcurrency', 4),
       closeTimeoutMs: nonNegativeInteger(reporting.closeTimeoutMs, 'reporting.closeTimeoutMs', 10_000),
+      maxPendingKeys: positiveInteger(reporting.maxPendingKeys, 'reporting.maxPendingKeys', 100_000),
     },
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),

@@ -180,6 +180,7 @@ export class Enforcer {
       this.#open++
       return { allowed: true, source, reservation: result.reservation }
     }
+    if ('backlog' in result) return backlogFull(source)
     const limit = this.#limitOf(request, result.lever, entitlements.snapshot)
     return {
       allowed: false,
@@ -249,7 +250,7 @@ export class Enforcer {
       return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
     }
     const result = await this.#config.store.reserve({ ...request, limits: [], snapshotAt: this.#config.clock.now() })
-    if (!result.ok) throw new Error('a reservation without limits was refused') // unreachable by contract
+    if (!result.ok) return backlogFull('fail-open') // without limits, only a full backlog refuses
     this.#open++
     return { allowed: true, source: 'fail-open', reservation: result.reservation }
   }
@@ -315,6 +316,11 @@ function fullBucketAllowance(value: EntitlementValue | undefined, usage: LeverUs
   if (unbucketed === undefined) return 0
   if (unbucketed === UNLIMITED) return undefined
   return unbucketed + (usage?.by_bucket['null'] ?? 0)
+}
+
+function backlogFull(source: DecisionSource): ConsumeDecision {
+  const error = new PlanshipMeterError('USAGE_BACKLOG_FULL', 'too much usage is waiting to be reported to Planship')
+  return { allowed: false, source, denied: { reason: 'unavailable', error } }
 }
 
 function featureDecision(entitlements: Cached<Entitlements>, lever: string): FeatureDecision {

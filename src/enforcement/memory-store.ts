@@ -20,6 +20,12 @@ export interface MemoryUsageStoreConfig {
    * with usage reserved, pending or in flight are always kept.
    */
   maxCustomers: number
+  /**
+   * Most keys (customer × metering id × bucket) with usage not yet delivered. Aggregation keeps
+   * this small even in a long outage; past it, a request that would add a key is refused
+   * (`backlog`), so memory stays bounded and no usage is dropped.
+   */
+  maxPendingKeys: number
   clock: Clock
 }
 
@@ -44,6 +50,8 @@ export class MemoryUsageStore implements UsageStore {
   readonly #customers = new Map<string, Map<string, Cell>>()
   readonly #pendingCells = new Set<Cell>()
   #unsentUnits = 0
+  /** Keys with usage pending or being sent. */
+  #unsentKeys = 0
 
   constructor(config: MemoryUsageStoreConfig) {
     this.#config = config
@@ -62,7 +70,12 @@ export class MemoryUsageStore implements UsageStore {
       // `left <= 0` also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
       if (left < request.cost || left <= 0) return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
     }
-    this.#cell(request).reserved += request.cost
+    const cell = this.#cell(request)
+    if (this.#unsentKeys >= this.#config.maxPendingKeys && cell.pending + cell.sending === 0) {
+      this.#dropIfEmpty(cell)
+      return { ok: false, backlog: true }
+    }
+    cell.reserved += request.cost
     const { customerId, meteringId, bucket, cost } = request
     return { ok: true, reservation: { customerId, meteringId, bucket, cost } }
   }
@@ -77,6 +90,7 @@ export class MemoryUsageStore implements UsageStore {
     const cell = this.#cell(reservation)
     cell.reserved -= reservation.cost
     if (usage > 0) {
+      if (cell.pending + cell.sending === 0) this.#unsentKeys++
       cell.pending += usage
       this.#unsentUnits += usage
       this.#pendingCells.add(cell)
@@ -101,6 +115,7 @@ export class MemoryUsageStore implements UsageStore {
     cell.sending -= report.usage
     cell.acked.push({ units: report.usage, at })
     this.#unsentUnits -= report.usage
+    if (cell.pending + cell.sending === 0) this.#unsentKeys--
   }
 
   restore(report: PendingReport): void {
@@ -114,6 +129,7 @@ export class MemoryUsageStore implements UsageStore {
     const cell = this.#cell(report)
     cell.sending -= report.usage
     this.#unsentUnits -= report.usage
+    if (cell.pending + cell.sending === 0) this.#unsentKeys--
     this.#dropIfEmpty(cell)
   }
 

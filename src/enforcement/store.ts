@@ -62,6 +62,8 @@ export interface Reservation extends UsageKey {
 export type ReserveResult =
   | { ok: true; reservation: Reservation }
   | { ok: false; lever: string; /** Units left after local usage. */ remaining: number }
+  /** Too much usage is waiting to be delivered to take a new key: the request is refused. */
+  | { ok: false; backlog: true }
 
 export interface PendingReport extends UsageKey {
   usage: number

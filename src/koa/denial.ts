@@ -1,5 +1,6 @@
 import type { Context } from 'koa'
 import type { Denied } from '../enforcement/enforcer.js'
+import { PlanshipMeterError } from '../errors.js'
 import type { Denial } from '../options.js'
 
 export function unidentified(message = 'No customer could be identified for this request'): Denial {
@@ -22,7 +23,7 @@ export function toDenial(denied: Denied, customerId: string, subject: string): D
       return {
         status: 503,
         code: 'planship_unavailable',
-        message: 'Entitlements cannot be checked right now; try again later',
+        message: unavailableMessage(denied.error),
         customerId,
         headers: {},
       }
@@ -46,6 +47,13 @@ export function toDenial(denied: Denied, customerId: string, subject: string): D
       return denial
     }
   }
+}
+
+function unavailableMessage(error: unknown): string {
+  const code = error instanceof PlanshipMeterError ? error.code : undefined
+  if (code === 'METER_CLOSED') return 'The service is shutting down; try again shortly'
+  if (code === 'USAGE_BACKLOG_FULL') return 'Usage cannot be recorded right now; try again later'
+  return 'Entitlements cannot be checked right now; try again later'
 }
 
 /** A structured-field string (RFC 8941 §3.3.3). */

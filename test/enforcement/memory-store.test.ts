@@ -14,7 +14,13 @@ describe('MemoryUsageStore', () => {
 
   function setup() {
     const clock = manualClock()
-    const store = new MemoryUsageStore({ aggregationLagMs: 5_000, maxSnapshotAgeMs: 60_000, maxCustomers: 3, clock })
+    const store = new MemoryUsageStore({
+      aggregationLagMs: 5_000,
+      maxSnapshotAgeMs: 60_000,
+      maxCustomers: 3,
+      maxPendingKeys: 6,
+      clock,
+    })
     return { clock, store }
   }
 
@@ -116,5 +122,26 @@ describe('MemoryUsageStore', () => {
     for (const customer of ['e', 'f', 'g']) admit(customer)
     assert.ok(store.size <= 3 + 1, `${store.size} customers kept`)
     assert.equal(store.pendingUnits(), 4, 'busy + e, f, g are still to be sent')
+  })
+
+  it('refuses a new key once maxPendingKeys keys wait for delivery, and takes it again after a flush', () => {
+    const { clock, store } = setup()
+    const admit = (customerId: string) => {
+      const r = store.reserve({
+        customerId,
+        meteringId: 'api-call',
+        bucket: undefined,
+        cost: 1,
+        limits: [],
+        snapshotAt: clock.now(),
+      })
+      if (r.ok) store.commit(r.reservation, 1)
+      return r.ok
+    }
+    for (let i = 0; i < 6; i++) assert.ok(admit(`k${i}`))
+    assert.equal(admit('k6'), false, 'a seventh key does not fit')
+    assert.ok(admit('k0'), 'an existing key still aggregates')
+    for (const report of store.takePending()) store.acknowledge(report, clock.now())
+    assert.ok(admit('k6'))
   })
 })
