@@ -174,7 +174,7 @@ console.log(
 console.log(
   '| server | req/s | p50 ms | p99 ms | server CPU µs/req | requests | non-2xx | errors | token | entitlements | usage fetch | report POST |',
 )
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const row of rows) {
   const u = row.upstream
   console.log(
