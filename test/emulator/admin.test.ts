@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
 import { startEmulator, type Emulator } from '../../src/emulator/index.js'
-import { getToken, raw, sdk } from './support.js'
+import { getToken, raw, sdk, useEmulator } from './support.js'
 
 describe('emulator request counters and admin routes', () => {
-  let emu: Emulator
-
-  before(async () => {
-    emu = await startEmulator()
-  })
-  after(async () => {
-    await emu.close()
-  })
-  beforeEach(() => emu.reset())
+  let emu!: Emulator
+  useEmulator((started) => (emu = started))
 
   it('counts every request per route, failures included', async () => {
     const planship = sdk(emu)

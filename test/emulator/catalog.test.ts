@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict'
-import { startEmulator, type Emulator } from '../../src/emulator/index.js'
-import { getToken, raw, sdk, statusOf } from './support.js'
+import type { Emulator } from '../../src/emulator/index.js'
+import { getToken, raw, sdk, statusOf, useEmulator } from './support.js'
 
 describe('emulator products, plans and subscriptions', () => {
-  let emu: Emulator
-
-  before(async () => {
-    emu = await startEmulator()
-  })
-  after(async () => {
-    await emu.close()
-  })
-  beforeEach(() => emu.reset())
+  let emu!: Emulator
+  useEmulator((started) => (emu = started))
 
   it('describes the product, its levers and plans in the SDK shapes', async () => {
     const planship = sdk(emu)

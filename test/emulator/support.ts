@@ -1,5 +1,5 @@
 import { Planship } from '@planship/fetch'
-import type { Emulator } from '../../src/emulator/index.js'
+import { type Emulator, startEmulator } from '../../src/emulator/index.js'
 
 /** The official SDK, unchanged, pointed at the emulator. */
 export function sdk(emu: Emulator, productSlug = emu.productSlug): Planship {
@@ -60,4 +60,15 @@ export async function statusOf(promise: Promise<unknown>): Promise<number> {
     throw error
   }
   throw new Error('expected the call to fail')
+}
+
+/** One emulator for a describe block, back to its fixture state before each test. */
+export function useEmulator(assign: (emu: Emulator) => void): void {
+  let current: Emulator | undefined
+  before(async () => {
+    current = await startEmulator()
+    assign(current)
+  })
+  after(() => current?.close())
+  beforeEach(() => current?.reset())
 }

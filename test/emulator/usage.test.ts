@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict'
 import { startEmulator, type Emulator } from '../../src/emulator/index.js'
-import { getToken, raw, sdk, statusOf } from './support.js'
+import { getToken, raw, sdk, statusOf, useEmulator } from './support.js'
 
 const DAY = 86_400_000
 
 describe('emulator entitlements and usage (demo fixture)', () => {
-  let emu: Emulator
-
-  before(async () => {
-    emu = await startEmulator()
-  })
-  after(async () => {
-    await emu.close()
-  })
-  beforeEach(() => emu.reset())
+  let emu!: Emulator
+  useEmulator((started) => (emu = started))
 
   it('answers the demo entitlements of the free and pro plans', async () => {
     const planship = sdk(emu)

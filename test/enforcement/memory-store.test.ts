@@ -2,6 +2,20 @@ import assert from 'node:assert/strict'
 import { MemoryUsageStore, type LeverLimit } from '../../src/index.js'
 import { manualClock } from '../helpers/harness.js'
 
+/** Reserves and commits one unreported unit for `customerId` without limits; whether it was admitted. */
+function admitOne(store: MemoryUsageStore, clock: { now(): number }, customerId: string): boolean {
+  const result = store.reserve({
+    customerId,
+    meteringId: 'api-call',
+    bucket: undefined,
+    cost: 1,
+    limits: [],
+    snapshotAt: clock.now(),
+  })
+  if (result.ok) store.commit(result.reservation, 1)
+  return result.ok
+}
+
 describe('MemoryUsageStore', () => {
   const key = { customerId: 'c', meteringId: 'api-call', bucket: undefined }
   const limit = (remaining: number, extra: Partial<LeverLimit> = {}): LeverLimit => ({
@@ -104,18 +118,7 @@ describe('MemoryUsageStore', () => {
 
   it('forgets the least recently active customers past maxCustomers, never one with usage to send', () => {
     const { clock, store } = setup()
-    const admit = (customerId: string) => {
-      const r = store.reserve({
-        customerId,
-        meteringId: 'api-call',
-        bucket: undefined,
-        cost: 1,
-        limits: [],
-        snapshotAt: clock.now(),
-      })
-      assert.ok(r.ok)
-      store.commit(r.reservation, 1)
-    }
+    const admit = (customerId: string) => assert.ok(admitOne(store, clock, customerId))
     admit('busy') // stays pending: never forgotten
     for (const customer of ['a', 'b', 'c', 'd']) admit(customer)
     for (const report of store.takePending()) if (report.customerId !== 'busy') store.acknowledge(report, clock.now())
@@ -126,18 +129,7 @@ describe('MemoryUsageStore', () => {
 
   it('refuses a new key once maxPendingKeys keys wait for delivery, and takes it again after a flush', () => {
     const { clock, store } = setup()
-    const admit = (customerId: string) => {
-      const r = store.reserve({
-        customerId,
-        meteringId: 'api-call',
-        bucket: undefined,
-        cost: 1,
-        limits: [],
-        snapshotAt: clock.now(),
-      })
-      if (r.ok) store.commit(r.reservation, 1)
-      return r.ok
-    }
+    const admit = (customerId: string) => admitOne(store, clock, customerId)
     for (let i = 0; i < 6; i++) assert.ok(admit(`k${i}`))
     assert.equal(admit('k6'), false, 'a seventh key does not fit')
     assert.ok(admit('k0'), 'an existing key still aggregates')
