@@ -31,6 +31,8 @@ export interface PlanshipMeterErrorOptions {
   status?: number
   /** Planship's `detail` field, when the answer had one. */
   detail?: unknown
+  /** How long Planship asked to wait (its `Retry-After`), in ms. */
+  retryAfterMs?: number
 }
 
 /**
@@ -42,13 +44,39 @@ export class PlanshipMeterError extends Error {
   readonly code: PlanshipMeterErrorCode
   readonly status: number | undefined
   readonly detail: unknown
+  readonly retryAfterMs: number | undefined
 
   constructor(code: PlanshipMeterErrorCode, message: string, options: PlanshipMeterErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.status = options.status
     this.detail = options.detail
+    this.retryAfterMs = options.retryAfterMs
   }
+}
+
+/** Errors that say the request never reached Planship, so it cannot have been applied. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+/**
+ * Whether a failed call may nevertheless have been applied by Planship: a timeout, a reset or a
+ * 5xx after the request was sent. A refused connection, 401, 403, 408 or 429 was not applied.
+ */
+export function mayHaveBeenApplied(error: unknown): boolean {
+  if (!(error instanceof PlanshipMeterError)) return true
+  if (error.code === 'PLANSHIP_TIMEOUT') return true
+  if (error.code === 'PLANSHIP_UNREACHABLE') return !NOT_SENT.has(errnoOf(error.cause) ?? '')
+  if (error.code === 'PLANSHIP_HTTP_ERROR') return (error.status ?? 0) >= 500
+  return false
+}
+
+function errnoOf(error: unknown): string | undefined {
+  for (let cause = error, depth = 0; cause !== undefined && depth < 5; depth++) {
+    if (typeof cause !== 'object' || cause === null) return undefined
+    if ('code' in cause && typeof cause.code === 'string') return cause.code
+    cause = 'cause' in cause ? cause.cause : undefined
+  }
+  return undefined
 }
 
 /**

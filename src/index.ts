@@ -22,6 +22,6 @@ export type {
   UsageStore,
 } from './enforcement/store.js'
 export { MemoryUsageStore, type MemoryUsageStoreConfig } from './enforcement/memory-store.js'
-export type { CloseResult, FlushResult } from './reporting/reporter.js'
+export type { CloseResult, DeliveryStats, FlushResult } from './reporting/reporter.js'
 export type { PlanshipCallCounts } from './planship/client.js'
 export type { Entitlements, EntitlementValue, LeverUsage, MeteringRecord } from './planship/types.js'

@@ -6,7 +6,7 @@ import { type ConsumeOptions, createKoaAdapter } from './koa/middleware.js'
 import type { PlanshipState } from './koa/state.js'
 import { type MeterOptions, resolveConfig } from './options.js'
 import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
-import { type CloseResult, type FlushResult, Reporter } from './reporting/reporter.js'
+import { type CloseResult, type DeliveryStats, type FlushResult, Reporter } from './reporting/reporter.js'
 
 /** Connections to Planship at once: report POSTs (`reporting.maxConcurrency`) plus cold reads. */
 const MAX_SOCKETS = 64
@@ -32,6 +32,8 @@ export interface Meter {
   close(): Promise<CloseResult>
   /** Upstream calls made so far, by kind. */
   planshipCalls(): PlanshipCallCounts
+  /** Delivery totals so far: reports, retries, units possibly duplicated or lost, refused. */
+  deliveryStats(): DeliveryStats
 }
 
 /**
@@ -90,5 +92,6 @@ export function createMeter(options: MeterOptions): Meter {
         return result
       })()),
     planshipCalls: () => client.callCounts(),
+    deliveryStats: () => reporter.stats(),
   }
 }

@@ -67,6 +67,13 @@ export interface ReportingOptions {
    * refused with 503 (its usage could not be kept), never dropped silently. Defaults to `100000`.
    */
   maxPendingKeys?: number
+  /**
+   * Planship's usage API has no idempotency key: a report that timed out or got a 5xx may have
+   * been applied. `'at-least-once'` sends it again (never under-bills; the units are counted as
+   * possibly duplicated); `'at-most-once'` does not (never double-bills; counted as possibly
+   * lost). Defaults to `'at-least-once'`.
+   */
+  delivery?: 'at-least-once' | 'at-most-once'
   /** How long `close()` keeps retrying pending reports before giving up, in ms. Defaults to `10000`. */
   closeTimeoutMs?: number
 }
@@ -195,6 +202,10 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
   if (clientAuth !== 'basic-raw' && clientAuth !== 'basic-encoded') {
     fail('planship.clientAuth', "'basic-raw' or 'basic-encoded'")
   }
+  const delivery = reporting.delivery ?? 'at-least-once'
+  if (delivery !== 'at-least-once' && delivery !== 'at-most-once') {
+    fail('reporting.delivery', "'at-least-once' or 'at-most-once'")
+  }
   const failMode = options.failMode ?? 'open'
   if (failMode !== 'open' && failMode !== 'closed') fail('failMode', "'open' or 'closed'")
   if (typeof options.identify !== 'function') fail('identify', 'a function (ctx) => string | undefined')
@@ -223,6 +234,7 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
       maxConcurrency: positiveInteger(reporting.maxConcurrency, 'reporting.maxConcurrency', 4),
       closeTimeoutMs: nonNegativeInteger(reporting.closeTimeoutMs, 'reporting.closeTimeoutMs', 10_000),
       maxPendingKeys: positiveInteger(reporting.maxPendingKeys, 'reporting.maxPendingKeys', 100_000),
+      delivery,
     },
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),

@@ -13,6 +13,11 @@ export function backoffMs(failures: number, random: () => number = Math.random):
   return ceiling / 2 + random() * (ceiling / 2)
 }
 
+/** Delay before retrying a report after `failures` failures in a row: full jitter, 0.5 s doubling to 30 s. */
+export function fullJitterMs(failures: number, random: () => number = Math.random): number {
+  return random() * Math.min(MAX_MS, 500 * 2 ** Math.max(0, failures - 1))
+}
+
 /**
  * Shared by every Planship read: after an outage-like failure (network, timeout, 429, 5xx,
  * auth) no read is sent for a backoff that grows with consecutive failures, so a Planship that

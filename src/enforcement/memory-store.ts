@@ -40,6 +40,9 @@ interface Cell {
   pending: number
   /** In a report POST right now. */
   sending: number
+  /** Failed deliveries in a row, and the clock time before which the key is not retried. */
+  failures: number
+  retryAt: number
   /** Acknowledged by Planship, maybe not yet in its aggregates. Oldest first. */
   acked: Array<{ units: number; at: number }>
 }
@@ -98,14 +101,15 @@ export class MemoryUsageStore implements UsageStore {
     this.#dropIfEmpty(cell)
   }
 
-  takePending(): PendingReport[] {
+  takePending(dueBy?: number): PendingReport[] {
     const reports: PendingReport[] = []
     for (const cell of this.#pendingCells) {
-      reports.push({ ...cell.key, usage: cell.pending })
+      if (dueBy !== undefined && cell.retryAt > dueBy) continue
+      reports.push({ ...cell.key, usage: cell.pending, failures: cell.failures })
       cell.sending += cell.pending
       cell.pending = 0
+      this.#pendingCells.delete(cell)
     }
-    this.#pendingCells.clear()
     this.#sweep()
     return reports
   }
@@ -113,15 +117,19 @@ export class MemoryUsageStore implements UsageStore {
   acknowledge(report: PendingReport, at: number): void {
     const cell = this.#cell(report)
     cell.sending -= report.usage
+    cell.failures = 0
+    cell.retryAt = 0
     cell.acked.push({ units: report.usage, at })
     this.#unsentUnits -= report.usage
     if (cell.pending + cell.sending === 0) this.#unsentKeys--
   }
 
-  restore(report: PendingReport): void {
+  restore(report: PendingReport, retryAt = 0): void {
     const cell = this.#cell(report)
     cell.sending -= report.usage
     cell.pending += report.usage
+    cell.failures = report.failures + 1
+    cell.retryAt = retryAt
     this.#pendingCells.add(cell)
   }
 
@@ -157,6 +165,8 @@ export class MemoryUsageStore implements UsageStore {
         reserved: 0,
         pending: 0,
         sending: 0,
+        failures: 0,
+        retryAt: 0,
         acked: [],
       }
       cells.set(id, cell)

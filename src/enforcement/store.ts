@@ -18,12 +18,18 @@ export interface UsageStore {
   release(reservation: Reservation): MaybePromise<void>
   /** The request is reported: its reservation becomes `usage` pending units. */
   commit(reservation: Reservation, usage: number): MaybePromise<void>
-  /** Takes all pending usage, one report per key, and marks it as being sent. */
-  takePending(): MaybePromise<PendingReport[]>
+  /**
+   * Takes pending usage, one report per key, and marks it as being sent: every key, or with
+   * `dueBy` only those not waiting out a retry backoff at that clock time.
+   */
+  takePending(dueBy?: number): MaybePromise<PendingReport[]>
   /** Planship acknowledged `report` at clock time `at`. */
   acknowledge(report: PendingReport, at: number): MaybePromise<void>
-  /** Sending `report` failed and may succeed later: its units are pending again. */
-  restore(report: PendingReport): MaybePromise<void>
+  /**
+   * Sending `report` failed and may succeed later: its units are pending again, not to be
+   * taken by a `takePending(dueBy)` before `retryAt`; its key's failure count grows by one.
+   */
+  restore(report: PendingReport, retryAt?: number): MaybePromise<void>
   /** Planship rejected `report` for good: its units leave the store. */
   discard(report: PendingReport): MaybePromise<void>
   /** Units pending or being sent. */
@@ -67,4 +73,6 @@ export type ReserveResult =
 
 export interface PendingReport extends UsageKey {
   usage: number
+  /** Failed attempts in a row for this key before this one. */
+  failures: number
 }

@@ -106,7 +106,7 @@ export class PlanshipClient {
         'PLANSHIP_HTTP_ERROR',
         `Planship answered ${method} ${path} with HTTP ${response.status}` +
           (typeof detail === 'string' ? `: ${detail.slice(0, 200)}` : ''),
-        { status: response.status, detail },
+        { status: response.status, detail, retryAfterMs: parseRetryAfter(response.retryAfter, Date.now()) },
       )
     }
     if (!valid(parsed)) {
@@ -147,6 +147,15 @@ function transportError(error: unknown, method: string, path: string): PlanshipM
   return timedOut
     ? new PlanshipMeterError('PLANSHIP_TIMEOUT', `Planship did not answer ${method} ${path} in time`, { cause: error })
     : new PlanshipMeterError('PLANSHIP_UNREACHABLE', `Planship is unreachable (${method} ${path})`, { cause: error })
+}
+
+/** `Retry-After` as delay-seconds or an HTTP date, in ms from `now`. */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
 
 function parseJson(text: string): unknown {

@@ -5,6 +5,8 @@ import https from 'node:https'
 export interface TransportResponse {
   status: number
   text: string
+  /** The `Retry-After` header, when there was one. */
+  retryAfter?: string | undefined
 }
 
 export interface TransportRequest {
@@ -28,7 +30,8 @@ export function fetchTransport(fetchImpl: typeof fetch): Transport {
     async send({ method, url, headers, body, timeoutMs }) {
       const signal = AbortSignal.timeout(timeoutMs)
       const response = await fetchImpl(url, { method, headers, body, signal })
-      return { status: response.status, text: await response.text() }
+      const retryAfter = response.headers.get('retry-after') ?? undefined
+      return { status: response.status, text: await response.text(), retryAfter }
     },
     close() {},
   }
@@ -57,7 +60,8 @@ export function nodeTransport(maxSockets: number): Transport {
             let text = ''
             response.setEncoding('utf8')
             response.on('data', (chunk: string) => (text += chunk))
-            response.on('end', () => resolve({ status: response.statusCode ?? 0, text }))
+            const retryAfter = response.headers['retry-after']
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, text, retryAfter }))
             response.on('error', reject)
           },
         )

@@ -1,4 +1,5 @@
-import { isRetriable, PlanshipMeterError } from '../errors.js'
+import { isRetriable, mayHaveBeenApplied, PlanshipMeterError } from '../errors.js'
+import { fullJitterMs } from '../enforcement/backoff.js'
 import { describe } from '../enforcement/enforcer.js'
 import type { PendingReport, UsageStore } from '../enforcement/store.js'
 import type { Clock, Logger } from '../options.js'
@@ -10,8 +11,28 @@ export interface ReporterConfig {
   flushIntervalMs: number
   maxConcurrency: number
   closeTimeoutMs: number
+  delivery: 'at-least-once' | 'at-most-once'
   clock: Clock
   logger: Logger
+}
+
+/**
+ * Running totals of delivery since the meter started. Planship's usage API has no idempotency
+ * key, so a report that failed after it may have been applied is either sent again (at least
+ * once: its units are counted as possibly duplicated) or not (at most once: possibly lost).
+ */
+export interface DeliveryStats {
+  /** Report POSTs Planship acknowledged, and their units. */
+  reports: number
+  reportedUnits: number
+  /** Failed attempts that were scheduled again. */
+  retries: number
+  /** Units sent again after an attempt that may have been applied (at-least-once). */
+  possiblyDuplicatedUnits: number
+  /** Units not sent again after an attempt that may have been applied (at-most-once). */
+  possiblyLostUnits: number
+  /** Units Planship refused for good (400, 404, 422 …). */
+  rejectedUnits: number
 }
 
 /** What one flush did. */
@@ -26,6 +47,8 @@ export interface FlushResult {
   rejectedUnits: number
   /** The refused reports, for the app to persist or inspect. */
   rejected: PendingReport[]
+  /** Units not sent again, at most once, after a failure that may have been applied. */
+  possiblyLostUnits: number
 }
 
 /** What `close()` hands back: usage that could not be delivered before the deadline, or that Planship refused. */
@@ -67,6 +90,14 @@ export class Reporter {
   #closed = false
   /** Aborted by flush() and close(): a paced pass sends the rest at once. */
   #wake = new AbortController()
+  readonly #stats: DeliveryStats = {
+    reports: 0,
+    reportedUnits: 0,
+    retries: 0,
+    possiblyDuplicatedUnits: 0,
+    possiblyLostUnits: 0,
+    rejectedUnits: 0,
+  }
 
   constructor(config: ReporterConfig) {
     this.#config = config
@@ -84,11 +115,12 @@ export class Reporter {
   async flush(): Promise<FlushResult> {
     this.#hurry()
     const result = await this.#enqueue(false)
-    if (result.retainedUnits > 0 || result.rejectedUnits > 0) {
+    if (result.retainedUnits > 0 || result.rejectedUnits > 0 || result.possiblyLostUnits > 0) {
       throw new PlanshipMeterError(
         'FLUSH_INCOMPLETE',
         `${result.retainedUnits} usage units could not be reported and stay pending; ` +
-          `${result.rejectedUnits} were refused by Planship and dropped`,
+          `${result.rejectedUnits} were refused by Planship and dropped; ` +
+          `${result.possiblyLostUnits} may not have been applied and are not sent again (at most once)`,
         { detail: result },
       )
     }
@@ -143,8 +175,16 @@ export class Reporter {
    * instead of bursting them, so that a thousand keys do not stall the app's requests at once.
    */
   async #send(paced: boolean): Promise<FlushResult> {
-    const reports = await this.#config.store.takePending()
-    const result: FlushResult = { reports: 0, units: 0, retainedUnits: 0, rejectedUnits: 0, rejected: [] }
+    // A background pass leaves keys alone while they wait out a retry backoff; flush() does not.
+    const reports = await this.#config.store.takePending(paced ? this.#config.clock.now() : undefined)
+    const result: FlushResult = {
+      reports: 0,
+      units: 0,
+      retainedUnits: 0,
+      rejectedUnits: 0,
+      rejected: [],
+      possiblyLostUnits: 0,
+    }
     const spacingMs = paced ? this.#config.flushIntervalMs / Math.max(reports.length, 1) : 0
     const wake = this.#wake.signal
     const startedAt = performance.now()
@@ -168,22 +208,63 @@ export class Reporter {
 
   async #deliver(report: PendingReport, result: FlushResult): Promise<void> {
     const { store, client, clock, logger } = this.#config
+    const stats = this.#stats
     try {
       await client.reportUsage(report.customerId, report.meteringId, report.usage, report.bucket)
-      await store.acknowledge(report, clock.now())
-      result.reports++
-      result.units += report.usage
     } catch (error) {
-      if (isRetriable(error)) {
-        await store.restore(report)
-        result.retainedUnits += report.usage
-        logger.warn?.('reporting usage failed; it stays pending', { ...report, error: describe(error) })
-      } else {
-        await store.discard(report)
-        result.rejectedUnits += report.usage
-        result.rejected.push(report)
-        logger.error?.('Planship rejected a usage report; it is not retried', { ...report, error: describe(error) })
-      }
+      if (!answeredOk(error)) return this.#failed(report, error, result)
+      // A 2xx whose body is not a MeteringRecord: Planship applied the usage all the same.
+      logger.warn?.('Planship acknowledged a usage report with an unexpected body', { ...report })
     }
+    await store.acknowledge(report, clock.now())
+    result.reports++
+    result.units += report.usage
+    stats.reports++
+    stats.reportedUnits += report.usage
   }
+
+  async #failed(report: PendingReport, error: unknown, result: FlushResult): Promise<void> {
+    const { store, clock, logger, delivery } = this.#config
+    const stats = this.#stats
+    const fields = { ...report, error: describe(error) }
+    if (!isRetriable(error)) {
+      await store.discard(report)
+      result.rejectedUnits += report.usage
+      result.rejected.push(report)
+      stats.rejectedUnits += report.usage
+      logger.error?.('Planship rejected a usage report; it is not retried', fields)
+      return
+    }
+    if (mayHaveBeenApplied(error)) {
+      if (delivery === 'at-most-once') {
+        await store.discard(report)
+        result.possiblyLostUnits += report.usage
+        stats.possiblyLostUnits += report.usage
+        logger.warn?.('a usage report may not have been applied; at most once, it is not sent again', fields)
+        return
+      }
+      stats.possiblyDuplicatedUnits += report.usage
+    }
+    // Planship's Retry-After when it gave one, else exponential backoff with full jitter.
+    const retryAfterMs = error instanceof PlanshipMeterError ? error.retryAfterMs : undefined
+    await store.restore(report, clock.now() + (retryAfterMs ?? fullJitterMs(report.failures + 1)))
+    result.retainedUnits += report.usage
+    stats.retries++
+    logger.warn?.('reporting usage failed; it stays pending and is retried', fields)
+  }
+
+  /** Delivery totals since the meter started. */
+  stats(): DeliveryStats {
+    return { ...this.#stats }
+  }
+}
+
+/** A report call that failed only because the 2xx answer could not be read as a record. */
+function answeredOk(error: unknown): boolean {
+  return (
+    error instanceof PlanshipMeterError &&
+    error.code === 'PLANSHIP_BAD_RESPONSE' &&
+    (error.status ?? 0) >= 200 &&
+    (error.status ?? 0) < 300
+  )
 }
