@@ -9,7 +9,8 @@ export type {
   ReportingOptions,
 } from './options.js'
 export { PlanshipMeterError, type PlanshipMeterErrorCode } from './errors.js'
-export type { ConsumeOptions } from './koa/middleware.js'
+export type { MeterEvent } from './events.js'
+export type { ConsumeOptions, FeatureOptions } from './koa/middleware.js'
 export type { DecisionRecord, PlanshipRequestState, PlanshipState } from './koa/state.js'
 export type { DecisionSource } from './enforcement/enforcer.js'
 export type {

@@ -2,7 +2,8 @@ import type { Middleware } from 'koa'
 import { Enforcer } from './enforcement/enforcer.js'
 import { MemoryUsageStore } from './enforcement/memory-store.js'
 import { PlanshipMeterError } from './errors.js'
-import { type ConsumeOptions, createKoaAdapter } from './koa/middleware.js'
+import { eventSink } from './events.js'
+import { type ConsumeOptions, createKoaAdapter, type FeatureOptions } from './koa/middleware.js'
 import type { PlanshipState } from './koa/state.js'
 import { type MeterOptions, resolveConfig } from './options.js'
 import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
@@ -21,7 +22,7 @@ export interface Meter {
    */
   consume(meteringId: string, options?: ConsumeOptions): Middleware<PlanshipState>
   /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
-  requireFeature(lever: string): Middleware<PlanshipState>
+  requireFeature(lever: string, options?: FeatureOptions): Middleware<PlanshipState>
   /** Sends all pending usage now; resolves when Planship acknowledged it, rejects with `FLUSH_INCOMPLETE` otherwise. */
   flush(): Promise<FlushResult>
   /**
@@ -52,6 +53,7 @@ export interface Meter {
 export function createMeter(options: MeterOptions): Meter {
   const config = resolveConfig(options)
   const { clock, logger } = config
+  const emit = eventSink(config.onEvent)
   const client = new PlanshipClient({
     ...config.planship,
     productSlug: config.productSlug,
@@ -68,9 +70,9 @@ export function createMeter(options: MeterOptions): Meter {
       maxPendingKeys: config.reporting.maxPendingKeys,
       clock,
     })
-  const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, logger })
-  const reporter = new Reporter({ ...config.reporting, client, store, clock, logger })
-  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, enforcer, logger })
+  const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, logger, emit })
+  const reporter = new Reporter({ ...config.reporting, client, store, clock, logger, emit })
+  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, enforcer, logger, emit })
   let closed: Promise<CloseResult> | undefined
 
   return {

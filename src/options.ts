@@ -1,5 +1,6 @@
 import type { Context } from 'koa'
 import type { UsageStore } from './enforcement/store.js'
+import type { MeterEvent } from './events.js'
 
 /** A clock in milliseconds. Inject one in tests instead of patching timers. */
 export interface Clock {
@@ -118,6 +119,11 @@ export interface MeterOptions {
   /** Defaults to a logger that writes warnings and errors to the console. */
   logger?: Logger
   /**
+   * Receives every decision, denial, flush, retry, drop and error, typed, for metrics. A
+   * listener that throws is ignored. Defaults to none.
+   */
+  onEvent?: (event: MeterEvent) => void
+  /**
    * A fetch for every Planship call (tests, proxies, instrumentation). Defaults to node:http(s)
    * with a keep-alive pool, which costs far less CPU per call than the global fetch.
    */
@@ -137,6 +143,7 @@ export interface ResolvedConfig {
   failMode: 'open' | 'closed'
   onDenied: MeterOptions['onDenied']
   logger: Logger
+  onEvent: ((event: MeterEvent) => void) | undefined
   fetch: typeof fetch | undefined
   clock: Clock
   store: UsageStore | undefined
@@ -239,6 +246,7 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),
     logger: options.logger === undefined ? consoleLogger : logger,
+    onEvent: optionalFunction(options.onEvent, 'onEvent'),
     fetch: optionalFunction(options.fetch, 'fetch'),
     clock,
     store: options.store,

@@ -1,4 +1,5 @@
 import { PlanshipMeterError } from '../errors.js'
+import type { EventSink } from '../events.js'
 import type { Clock, Logger } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
 import type { EntitlementValue, Entitlements, LeverUsage } from '../planship/types.js'
@@ -24,6 +25,7 @@ export interface EnforcerConfig {
   failMode: 'open' | 'closed'
   clock: Clock
   logger: Logger
+  emit: EventSink | undefined
 }
 
 /**
@@ -49,6 +51,8 @@ export interface ConsumeRequest {
   meteringId: string
   bucket: string | undefined
   cost: number
+  /** Overrides the meter's `failMode` for this request. */
+  failMode?: 'open' | 'closed' | undefined
 }
 
 /** How often the product-level map of metering ids to levers is re-learned. */
@@ -80,11 +84,11 @@ export class Enforcer {
       maxStaleMs: config.maxStaleMs,
       clock: config.clock,
       breaker: new CircuitBreaker(config.clock),
-      onRefreshError: (key: string, error: unknown) =>
-        config.logger.warn?.('refreshing cached Planship data failed; serving stale data', {
-          key: key.replace('\u0000', ' '),
-          error: describe(error),
-        }),
+      onRefreshError: (key: string, error: unknown) => {
+        const message = 'refreshing cached Planship data failed; serving stale data'
+        config.logger.warn?.(message, { key: key.replace('\u0000', ' '), error: describe(error) })
+        config.emit?.({ type: 'error', message, error: describe(error) })
+      },
     }
     this.#entitlements = new RefreshingCache({ ...common, load: (customerId) => this.#loadEntitlements(customerId) })
     this.#usage = new RefreshingCache({ ...common, load: (key) => this.#loadUsage(key) })
@@ -226,7 +230,7 @@ export class Enforcer {
     })
   }
 
-  requireFeature(customerId: string, lever: string): MaybePromise<FeatureDecision> {
+  requireFeature(customerId: string, lever: string, failMode = this.#config.failMode): MaybePromise<FeatureDecision> {
     const entitlements = this.#entitlements.peek(customerId)
     if (entitlements !== undefined) return featureDecision(entitlements, lever)
     return this.#entitlements.get(customerId).then(
@@ -234,7 +238,7 @@ export class Enforcer {
       (error: unknown): FeatureDecision => {
         // Planship does not know the customer: nothing is entitled (a 404 is an answer, not an outage).
         if (isNotFound(error)) return { allowed: false, source: 'fresh', denied: { reason: 'feature', lever } }
-        if (this.#config.failMode === 'open') return { allowed: true, source: 'fail-open' }
+        if (failMode === 'open') return { allowed: true, source: 'fail-open' }
         return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
       },
     )
@@ -242,14 +246,16 @@ export class Enforcer {
 
   /** No usable data: admit (still tracking usage, so it gets reported) or refuse, per `failMode`. */
   async #withoutData(request: ConsumeRequest, error: unknown): Promise<ConsumeDecision> {
-    this.#config.logger.warn?.(`no usable Planship data; failing ${this.#config.failMode}`, {
-      customerId: request.customerId,
-      error: describe(error),
-    })
-    if (this.#config.failMode === 'closed') {
+    const failMode = request.failMode ?? this.#config.failMode
+    const message = `no usable Planship data; failing ${failMode}`
+    this.#config.logger.warn?.(message, { customerId: request.customerId, error: describe(error) })
+    this.#config.emit?.({ type: 'error', message, error: describe(error) })
+    if (failMode === 'closed') {
       return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
     }
-    const result = await this.#config.store.reserve({ ...request, limits: [], snapshotAt: this.#config.clock.now() })
+    const { customerId, meteringId, bucket, cost } = request
+    const snapshotAt = this.#config.clock.now()
+    const result = await this.#config.store.reserve({ customerId, meteringId, bucket, cost, limits: [], snapshotAt })
     if (!result.ok) return backlogFull('fail-open') // without limits, only a full backlog refuses
     this.#open++
     return { allowed: true, source: 'fail-open', reservation: result.reservation }

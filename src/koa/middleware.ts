@@ -2,6 +2,7 @@ import type { Context, Middleware, Next } from 'koa'
 import type { Enforcer } from '../enforcement/enforcer.js'
 import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { PlanshipMeterError } from '../errors.js'
+import type { EventSink } from '../events.js'
 import type { Denial, Logger, MeterOptions } from '../options.js'
 import { toDenial, unidentified, writeDenial } from './denial.js'
 import type { DecisionRecord, PlanshipRequestState, PlanshipState } from './state.js'
@@ -19,6 +20,20 @@ export interface ConsumeOptions {
   bucket?: string | ((ctx: Context) => string | undefined)
   /** Whether the finished request is reported (else its reservation is released). Defaults to `ctx.status < 400`. */
   shouldReport?: (ctx: Context) => boolean
+  /** This route's `failMode`, when no usable Planship data exists. Defaults to the meter's. */
+  failMode?: 'open' | 'closed'
+}
+
+/** Per-route options of `requireFeature()`. */
+export interface FeatureOptions {
+  /** This route's `failMode`, when no usable Planship data exists. Defaults to the meter's. */
+  failMode?: 'open' | 'closed'
+}
+
+function validateFailMode(failMode: unknown): void {
+  if (failMode !== undefined && failMode !== 'open' && failMode !== 'closed') {
+    throw new TypeError("planship-meter: option `failMode` must be 'open' or 'closed'")
+  }
 }
 
 export interface KoaAdapterConfig {
@@ -26,6 +41,7 @@ export interface KoaAdapterConfig {
   onDenied: MeterOptions['onDenied']
   enforcer: Enforcer
   logger: Logger
+  emit: EventSink | undefined
 }
 
 /** Planship's limit for alternative ids; longer values cannot name a customer. */
@@ -37,10 +53,15 @@ type Ctx = Context & { state: PlanshipState }
 
 /** The thin Koa layer over the enforcer: identify, consume, requireFeature. */
 export function createKoaAdapter(config: KoaAdapterConfig) {
-  const { enforcer, logger } = config
+  const { enforcer, logger, emit } = config
   const deny = async (ctx: Context, denial: Denial): Promise<void> => {
+    emit?.({ type: 'denial', denial })
     if (config.onDenied === undefined) writeDenial(ctx, denial)
     else await config.onDenied(ctx, denial)
+  }
+  const record = (state: PlanshipRequestState, customerId: string, decision: DecisionRecord): void => {
+    state.decisions.push(decision)
+    emit?.({ type: 'decision', customerId, ...decision })
   }
 
   /** The request's identification, done once per request; synchronous when `identify` is. */
@@ -85,21 +106,21 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
         if (customerId === undefined) return deny(ctx, unidentified())
         const cost = route.cost(ctx)
         const bucket = route.bucket(ctx)
-        const deciding = enforcer.consume({ customerId, meteringId, bucket, cost })
+        const deciding = enforcer.consume({ customerId, meteringId, bucket, cost, failMode: options.failMode })
         const decision = isPromiseLike(deciding) ? await deciding : deciding
         if (!decision.allowed) {
           const lever = 'lever' in decision.denied ? decision.denied.lever : undefined
-          const record: DecisionRecord = {
+          const denied: DecisionRecord = {
             kind: 'consume',
             subject: meteringId,
             allowed: false,
             source: decision.source,
           }
-          if (lever !== undefined) record.lever = lever
-          state.decisions.push(record)
+          if (lever !== undefined) denied.lever = lever
+          record(state, customerId, denied)
           return deny(ctx, toDenial(decision.denied, customerId, meteringId))
         }
-        state.decisions.push({ kind: 'consume', subject: meteringId, allowed: true, source: decision.source })
+        record(state, customerId, { kind: 'consume', subject: meteringId, allowed: true, source: decision.source })
 
         const reservation = decision.reservation
         try {
@@ -115,18 +136,19 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
       }
     },
 
-    requireFeature(lever: string): Middleware<PlanshipState> {
+    requireFeature(lever: string, options: FeatureOptions = {}): Middleware<PlanshipState> {
       if (typeof lever !== 'string' || lever.length === 0) {
         throw new TypeError('planship-meter: requireFeature(lever) needs a non-empty lever slug')
       }
+      validateFailMode(options.failMode)
       return async function planshipRequireFeature(ctx: Ctx, next: Next) {
         const identifying = identify(ctx)
         const state = isPromiseLike(identifying) ? await identifying : identifying
         const customerId = state.customerId
         if (customerId === undefined) return deny(ctx, unidentified())
-        const deciding = enforcer.requireFeature(customerId, lever)
+        const deciding = enforcer.requireFeature(customerId, lever, options.failMode)
         const decision = isPromiseLike(deciding) ? await deciding : deciding
-        state.decisions.push({
+        record(state, customerId, {
           kind: 'feature',
           subject: lever,
           allowed: decision.allowed,
@@ -191,6 +213,7 @@ function validateConsume(meteringId: string, options: ConsumeOptions, logger: Lo
   if (bucket !== undefined && typeof bucket !== 'function' && (typeof bucket !== 'string' || bucket.length === 0)) {
     throw new TypeError('planship-meter: option `bucket` must be a non-empty string or a function')
   }
+  validateFailMode(options.failMode)
   if (shouldReport !== undefined && typeof shouldReport !== 'function') {
     throw new TypeError('planship-meter: option `shouldReport` must be a function')
   }

@@ -2,6 +2,7 @@ import { isRetriable, mayHaveBeenApplied, PlanshipMeterError } from '../errors.j
 import { fullJitterMs } from '../enforcement/backoff.js'
 import { describe } from '../enforcement/enforcer.js'
 import type { PendingReport, UsageStore } from '../enforcement/store.js'
+import type { EventSink } from '../events.js'
 import type { Clock, Logger } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
 
@@ -14,6 +15,7 @@ export interface ReporterConfig {
   delivery: 'at-least-once' | 'at-most-once'
   clock: Clock
   logger: Logger
+  emit: EventSink | undefined
 }
 
 /**
@@ -150,6 +152,7 @@ export class Reporter {
     if (undelivered.length > 0) {
       const units = undelivered.reduce((sum, report) => sum + report.usage, 0)
       this.#config.logger.error?.(`close(): ${units} usage units could not be reported`, { undelivered })
+      for (const report of left) this.#config.emit?.({ type: 'drop', report, reason: 'undelivered' })
     }
     return { undelivered }
   }
@@ -199,9 +202,10 @@ export class Reporter {
     }
     const workers = Math.min(this.#config.maxConcurrency, reports.length)
     await Promise.all(Array.from({ length: workers }, worker))
-    if (result.reports > 0 || result.retainedUnits > 0) {
-      const { reports: posts, units, retainedUnits, rejectedUnits } = result
-      this.#config.logger.debug?.('usage flushed', { posts, units, retainedUnits, rejectedUnits })
+    if (reports.length > 0) {
+      const { rejected: _rejected, ...counts } = result
+      this.#config.logger.debug?.('usage flushed', counts)
+      this.#config.emit?.({ type: 'flush', result: counts })
     }
     return result
   }
@@ -233,6 +237,7 @@ export class Reporter {
       result.rejected.push(report)
       stats.rejectedUnits += report.usage
       logger.error?.('Planship rejected a usage report; it is not retried', fields)
+      this.#config.emit?.({ type: 'drop', report, reason: 'rejected', error: fields.error })
       return
     }
     if (mayHaveBeenApplied(error)) {
@@ -241,16 +246,19 @@ export class Reporter {
         result.possiblyLostUnits += report.usage
         stats.possiblyLostUnits += report.usage
         logger.warn?.('a usage report may not have been applied; at most once, it is not sent again', fields)
+        this.#config.emit?.({ type: 'drop', report, reason: 'possibly-lost', error: fields.error })
         return
       }
       stats.possiblyDuplicatedUnits += report.usage
     }
     // Planship's Retry-After when it gave one, else exponential backoff with full jitter.
     const retryAfterMs = error instanceof PlanshipMeterError ? error.retryAfterMs : undefined
-    await store.restore(report, clock.now() + (retryAfterMs ?? fullJitterMs(report.failures + 1)))
+    const retryAt = clock.now() + (retryAfterMs ?? fullJitterMs(report.failures + 1))
+    await store.restore(report, retryAt)
     result.retainedUnits += report.usage
     stats.retries++
     logger.warn?.('reporting usage failed; it stays pending and is retried', fields)
+    this.#config.emit?.({ type: 'retry', report, error: fields.error, retryAt })
   }
 
   /** Delivery totals since the meter started. */

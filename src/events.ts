@@ -1,0 +1,46 @@
+import type { DecisionSource } from './enforcement/enforcer.js'
+import type { PendingReport } from './enforcement/store.js'
+import type { Denial } from './options.js'
+import type { FlushResult } from './reporting/reporter.js'
+
+/**
+ * What the meter tells `onEvent`, for metrics and logs. Errors come as messages of our own,
+ * which never contain the client secret or a token.
+ */
+export type MeterEvent =
+  | {
+      type: 'decision'
+      kind: 'consume' | 'feature'
+      customerId: string
+      /** The metering id (consume) or lever (feature). */
+      subject: string
+      allowed: boolean
+      source: DecisionSource
+      /** The lever that decided, when one did. */
+      lever?: string
+    }
+  | { type: 'denial'; denial: Denial }
+  | { type: 'flush'; result: Omit<FlushResult, 'rejected'> }
+  | { type: 'retry'; report: PendingReport; error: string; retryAt: number }
+  | {
+      type: 'drop'
+      report: PendingReport
+      /** Refused by Planship, not resent at most once, or still undelivered when close() gave up. */
+      reason: 'rejected' | 'possibly-lost' | 'undelivered'
+      error?: string
+    }
+  | { type: 'error'; message: string; error: string }
+
+export type EventSink = (event: MeterEvent) => void
+
+/** Calls the user's listener; a listener that throws never breaks a request or a flush. */
+export function eventSink(listener: ((event: MeterEvent) => void) | undefined): EventSink | undefined {
+  if (listener === undefined) return undefined
+  return (event) => {
+    try {
+      listener(event)
+    } catch {
+      // A metrics hook must not take the API down with it.
+    }
+  }
+}
