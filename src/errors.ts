@@ -59,14 +59,16 @@ export class PlanshipMeterError extends Error {
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /**
- * Whether a failed call may nevertheless have been applied by Planship: a timeout, a reset or a
- * 5xx after the request was sent. A refused connection, 401, 403, 408 or 429 was not applied.
+ * Whether a failed call may nevertheless have been applied by Planship: a timeout, a reset, a
+ * 500 or a 504 after the request was sent. A refused connection, 401, 403, 408, 429, and 502 or
+ * 503 (a gateway or an overloaded Planship turning the request away) were not applied.
  */
 export function mayHaveBeenApplied(error: unknown): boolean {
   if (!(error instanceof PlanshipMeterError)) return true
   if (error.code === 'PLANSHIP_TIMEOUT') return true
   if (error.code === 'PLANSHIP_UNREACHABLE') return !NOT_SENT.has(errnoOf(error.cause) ?? '')
-  if (error.code === 'PLANSHIP_HTTP_ERROR') return (error.status ?? 0) >= 500
+  if (error.code === 'PLANSHIP_HTTP_ERROR')
+    return (error.status ?? 0) >= 500 && error.status !== 502 && error.status !== 503
   return false
 }
 

@@ -27,23 +27,37 @@ export class CircuitBreaker {
   readonly #clock: Clock
   #failures = 0
   #openUntil = 0
+  #probing = false
   #lastError: unknown
 
   constructor(clock: Clock) {
     this.#clock = clock
   }
 
-  /** The error to fail with while open, or `undefined` when a call may go out. */
-  refusal(): unknown {
-    return this.#clock.now() < this.#openUntil ? this.#lastError : undefined
+  /** Whether a call may go out now (without claiming it). */
+  closed(): boolean {
+    return this.#failures === 0 || (!this.#probing && this.#clock.now() >= this.#openUntil)
+  }
+
+  /**
+   * Claims the right to call: `undefined` when the call may go out, else the error to fail
+   * with. After an outage-like failure, one probe at a time tests whether Planship is back.
+   */
+  begin(): unknown {
+    if (this.#failures === 0) return undefined
+    if (this.#probing || this.#clock.now() < this.#openUntil) return this.#lastError
+    this.#probing = true
+    return undefined
   }
 
   success(): void {
     this.#failures = 0
     this.#openUntil = 0
+    this.#probing = false
   }
 
   failure(error: unknown): void {
+    this.#probing = false
     if (!isRetriable(error)) return // an answer such as 404 says nothing about Planship's health
     this.#failures++
     this.#lastError = error

@@ -61,7 +61,7 @@ export class RefreshingCache<V> {
     const age = now - snapshot.fetchedAt
     if (age < this.#config.ttlMs) return { snapshot, freshness: 'fresh' }
     if (age >= this.#config.ttlMs + this.#config.maxStaleMs) return undefined
-    if (!this.#inflight.has(key) && !this.#backingOff(key, now) && this.#config.breaker.refusal() === undefined) {
+    if (!this.#inflight.has(key) && !this.#backingOff(key, now) && this.#config.breaker.closed()) {
       this.#refresh(key).catch((error: unknown) => this.#config.onRefreshError(key, error))
     }
     return { snapshot, freshness: 'stale' }
@@ -82,7 +82,7 @@ export class RefreshingCache<V> {
     if (pending !== undefined) return pending
     const fetchedAt = this.#config.clock.now()
     if (this.#backingOff(key, fetchedAt)) return Promise.reject(this.#failures.get(key)?.error)
-    const refusal = this.#config.breaker.refusal()
+    const refusal = this.#config.breaker.begin()
     if (refusal !== undefined) return Promise.reject(refusal)
     pending = this.#config
       .load(key)

@@ -27,9 +27,9 @@ describe('delivery when reports fail', () => {
 
   const recorded = () => h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' })
 
-  it('at least once: sends again a report that was applied but answered 503, and counts it as possibly duplicated', async () => {
+  it('at least once: sends again a report that was applied but answered 500, and counts it as possibly duplicated', async () => {
     await consume(h.meter, 4)
-    h.emu.setFaults({ seed: 7, rules: [{ route: 'reportUsage', kind: 'apply-then-fail', status: 503 }] })
+    h.emu.setFaults({ seed: 7, rules: [{ route: 'reportUsage', kind: 'apply-then-fail', status: 500 }] })
     await assert.rejects(h.meter.flush(), { code: 'FLUSH_INCOMPLETE' })
     h.emu.clearFaults()
     await h.meter.flush()
