@@ -94,6 +94,6 @@ export function createMeter(options: MeterOptions): Meter {
         return result
       })()),
     planshipCalls: () => client.callCounts(),
-    deliveryStats: () => reporter.stats(),
+    deliveryStats: () => ({ ...reporter.stats(), backlogRefusals: enforcer.backlogRefusals }),
   }
 }

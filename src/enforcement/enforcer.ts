@@ -75,6 +75,8 @@ export class Enforcer {
   #open = 0
   #drained: (() => void) | undefined
   #stopped = false
+  /** Requests refused because `reporting.maxPendingKeys` keys were waiting for delivery. */
+  backlogRefusals = 0
 
   constructor(config: EnforcerConfig) {
     this.#config = config
@@ -184,7 +186,10 @@ export class Enforcer {
       this.#open++
       return { allowed: true, source, reservation: result.reservation }
     }
-    if ('backlog' in result) return backlogFull(source)
+    if ('backlog' in result) {
+      this.backlogRefusals++
+      return backlogFull(source)
+    }
     const limit = this.#limitOf(request, result.lever, entitlements.snapshot)
     return {
       allowed: false,
@@ -256,7 +261,10 @@ export class Enforcer {
     const { customerId, meteringId, bucket, cost } = request
     const snapshotAt = this.#config.clock.now()
     const result = await this.#config.store.reserve({ customerId, meteringId, bucket, cost, limits: [], snapshotAt })
-    if (!result.ok) return backlogFull('fail-open') // without limits, only a full backlog refuses
+    if (!result.ok) {
+      this.backlogRefusals++ // without limits, only a full backlog refuses
+      return backlogFull('fail-open')
+    }
     this.#open++
     return { allowed: true, source: 'fail-open', reservation: result.reservation }
   }

@@ -35,6 +35,8 @@ export interface DeliveryStats {
   possiblyLostUnits: number
   /** Units Planship refused for good (400, 404, 422 …). */
   rejectedUnits: number
+  /** Requests refused (503) because `reporting.maxPendingKeys` keys were waiting for delivery. */
+  backlogRefusals: number
 }
 
 /** What one flush did. */
@@ -99,6 +101,7 @@ export class Reporter {
     possiblyDuplicatedUnits: 0,
     possiblyLostUnits: 0,
     rejectedUnits: 0,
+    backlogRefusals: 0,
   }
 
   constructor(config: ReporterConfig) {

@@ -101,4 +101,21 @@ describe('decisions when Planship is down', () => {
     assert.ok(attempts <= 2, `${attempts} upstream attempts for 50 requests`)
     await meter.close()
   })
+
+  it('refuses a request that would add a key past reporting.maxPendingKeys, and counts it', async () => {
+    const meter = createMeter({ ...h.options, reporting: { ...h.options.reporting, maxPendingKeys: 2 } })
+    const koa = app(meter)
+    await h.emu.close() // nothing gets delivered: the backlog only grows
+    for (const customer of ['one', 'two'])
+      await request(koa.callback()).get('/').set('x-customer-id', customer).expect(200)
+    await request(koa.callback()).get('/').set('x-customer-id', 'one').expect(200) // an existing key still aggregates
+    const refused = await request(koa.callback()).get('/').set('x-customer-id', 'three').expect(503)
+    assert.equal(refused.body.error.message, 'Usage cannot be recorded right now; try again later')
+    assert.equal(meter.deliveryStats().backlogRefusals, 1)
+    const { undelivered } = await meter.close() // Planship stays down: handed back after closeTimeoutMs
+    assert.deepEqual(undelivered.map((r) => [r.customerId, r.usage]).sort(), [
+      ['one', 2],
+      ['two', 1],
+    ])
+  })
 })
