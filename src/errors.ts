@@ -55,6 +55,15 @@ export class PlanshipMeterError extends Error {
   }
 }
 
+/** Failures of a step before the call itself (getting a token): nothing was sent. */
+const beforeSending = new WeakSet<object>()
+
+/** Marks `error` as raised before the request was sent; returns it. */
+export function failedBeforeSending<E>(error: E): E {
+  if (typeof error === 'object' && error !== null) beforeSending.add(error)
+  return error
+}
+
 /** Errors that say the request never reached Planship, so it cannot have been applied. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
@@ -64,6 +73,7 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREAC
  * 503 (a gateway or an overloaded Planship turning the request away) were not applied.
  */
 export function mayHaveBeenApplied(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && beforeSending.has(error)) return false
   if (!(error instanceof PlanshipMeterError)) return true
   if (error.code === 'PLANSHIP_TIMEOUT') return true
   if (error.code === 'PLANSHIP_UNREACHABLE') return !NOT_SENT.has(errnoOf(error.cause) ?? '')

@@ -154,6 +154,23 @@ const consoleLogger: Logger = {
   error: (message, fields) => console.error(`[planship-meter] ${message}`, fields ?? ''),
 }
 
+/** The user's logger, made unable to break a request or a flush by throwing. */
+function safeLogger(logger: Partial<Logger>): Logger {
+  const safe: Logger = {}
+  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+    const write = logger[level]
+    if (typeof write !== 'function') continue
+    safe[level] = (message, fields) => {
+      try {
+        write.call(logger, message, fields)
+      } catch {
+        // Logging must never cost usage or a response.
+      }
+    }
+  }
+  return safe
+}
+
 function fail(option: string, expected: string): never {
   throw new TypeError(`planship-meter: option \`${option}\` must be ${expected}`)
 }
@@ -245,7 +262,7 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
     },
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),
-    logger: options.logger === undefined ? consoleLogger : logger,
+    logger: options.logger === undefined ? consoleLogger : safeLogger(logger),
     onEvent: optionalFunction(options.onEvent, 'onEvent'),
     fetch: optionalFunction(options.fetch, 'fetch'),
     clock,

@@ -57,8 +57,9 @@ export class CircuitBreaker {
   }
 
   failure(error: unknown): void {
+    // An answer such as 404 means Planship is up.
+    if (!isRetriable(error)) return this.success()
     this.#probing = false
-    if (!isRetriable(error)) return // an answer such as 404 says nothing about Planship's health
     this.#failures++
     this.#lastError = error
     this.#openUntil = this.#clock.now() + backoffMs(this.#failures)

@@ -17,7 +17,7 @@ export interface MemoryUsageStoreConfig {
   /**
    * Most customers kept with only acknowledged usage (the entitlements cache's `max`): past it
    * the least recently active are forgotten, as their cached entitlements are too. Customers
-   * with usage reserved, pending or in flight are always kept.
+   * with usage reserved, pending, in flight, or acknowledged within the aggregation lag are kept.
    */
   maxCustomers: number
   /**
@@ -179,11 +179,16 @@ export class MemoryUsageStore implements UsageStore {
    * of the oldest only, so a backlog of pending usage never makes this slow.
    */
   #forgetOldest(): void {
+    // Usage Planship acknowledged within the lag may be missing from any snapshot: keep it.
+    const visibleBefore = this.#config.clock.now() - this.#config.aggregationLagMs
     let looked = 0
     for (const [customerId, cells] of this.#customers) {
       if (this.#customers.size <= this.#config.maxCustomers || ++looked > FORGET_SCAN) return
       let busy = false
-      for (const cell of cells.values()) busy ||= cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0
+      for (const cell of cells.values()) {
+        pruneAcked(cell, visibleBefore)
+        busy ||= cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0 || cell.acked.length !== 0
+      }
       if (!busy) this.#customers.delete(customerId)
     }
   }

@@ -1,4 +1,4 @@
-import { PlanshipMeterError } from '../errors.js'
+import { failedBeforeSending, PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
 import { TokenSource } from './token.js'
 import { fetchTransport, nodeTransport, type Transport, type TransportResponse } from './transport.js'
@@ -91,12 +91,12 @@ export class PlanshipClient {
   }
 
   async #call<T>(method: string, path: string, body: unknown, valid: Validator<T>): Promise<T> {
-    let token = await this.#tokens.get()
+    let token = await this.#token()
     let response = await this.#send(method, path, body, token)
     if (response.status === 401) {
       // Tokens can be revoked before they expire: renew once, then let a second 401 surface.
       this.#tokens.invalidate(token)
-      token = await this.#tokens.get()
+      token = await this.#token()
       response = await this.#send(method, path, body, token)
     }
     const parsed = parseJson(response.text)
@@ -117,6 +117,11 @@ export class PlanshipClient {
       )
     }
     return parsed
+  }
+
+  /** A token; a failure to get one means the call itself was never sent. */
+  #token(): Promise<string> {
+    return this.#tokens.get().catch((error: unknown) => Promise.reject(failedBeforeSending(error)))
   }
 
   async #send(method: string, path: string, body: unknown, token: string): Promise<TransportResponse> {

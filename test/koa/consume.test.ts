@@ -3,7 +3,8 @@ import type { Server } from 'node:http'
 import Router from '@koa/router'
 import Koa from 'koa'
 import request from 'supertest'
-import type { PlanshipState } from '../../src/index.js'
+import { Planship } from '@planship/fetch'
+import { createMeter, type PlanshipState } from '../../src/index.js'
 import { demoApp, type Harness, startHarness } from '../helpers/harness.js'
 
 describe('consume()', () => {
@@ -66,7 +67,7 @@ describe('consume()', () => {
   it('holds the line on a quota that was mostly used elsewhere (95 of 100 api calls)', async () => {
     h.emu.createCustomer('almost-out', 'free')
     // Another process reported 95 units before this one started.
-    const other = (await import('../../src/index.js')).createMeter({ ...h.options, identify: () => 'almost-out' })
+    const other = createMeter({ ...h.options, identify: () => 'almost-out' })
     const app = new Koa<PlanshipState>()
     const router = new Router<PlanshipState>()
     router.post('/bulk', other.consume('api-call', { cost: 95 }), (ctx) => {
@@ -173,7 +174,7 @@ describe('consume()', () => {
   it('keeps counting reported usage that Planship has not aggregated yet', async () => {
     h.emu.createCustomer('laggy', 'free')
     h.emu.setAggregationLag(60_000)
-    const lagging = (await import('../../src/index.js')).createMeter({
+    const lagging = createMeter({
       ...h.options,
       cache: { ttlMs: 1, aggregationLagMs: 60_000 },
     })
@@ -194,7 +195,6 @@ describe('consume()', () => {
 })
 
 async function fetchEntitlements(h: Harness, customer: string): Promise<Record<string, unknown>> {
-  const { Planship } = await import('@planship/fetch')
   const client = new Planship(
     h.emu.productSlug,
     { clientId: h.emu.clientId, clientSecret: h.emu.clientSecret },

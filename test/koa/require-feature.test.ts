@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
+import Router from '@koa/router'
+import Koa from 'koa'
 import request from 'supertest'
+import { createMeter } from '../../src/index.js'
 import { demoApp, type Harness, startHarness } from '../helpers/harness.js'
 
 describe('requireFeature()', () => {
@@ -27,8 +30,6 @@ describe('requireFeature()', () => {
   })
 
   it('treats -1 (unlimited) and non-zero integers as entitled, 0 and missing levers as not', async () => {
-    const Router = (await import('@koa/router')).default
-    const Koa = (await import('koa')).default
     const app = new Koa()
     const router = new Router()
     router.get('/projects', h.meter.requireFeature('max-projects'), (ctx) => {
@@ -44,7 +45,6 @@ describe('requireFeature()', () => {
   })
 
   it('answers 401 when no customer is identified, and lets onDenied write the answer', async () => {
-    const { createMeter } = await import('../../src/index.js')
     const seen: string[] = []
     const meter = createMeter({
       ...h.options,
@@ -62,7 +62,6 @@ describe('requireFeature()', () => {
   })
 
   it('records each decision and its source on ctx.state.planship', async () => {
-    const Koa = (await import('koa')).default
     const app = new Koa()
     let state: unknown
     app.use(h.meter.middleware())

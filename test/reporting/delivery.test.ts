@@ -58,6 +58,28 @@ describe('delivery when reports fail', () => {
     await meter.close()
   })
 
+  it('at most once still keeps usage whose report never left (the token request failed)', async () => {
+    let tokenFails = false
+    const flaky: typeof fetch = (input, init) =>
+      tokenFails && String(input).endsWith('/auth/token')
+        ? Promise.resolve(new Response('upstream error', { status: 500 }))
+        : fetch(input, init)
+    const meter = createMeter({
+      ...h.options,
+      fetch: flaky,
+      reporting: { ...h.options.reporting, delivery: 'at-most-once' },
+    })
+    await consume(meter, 3)
+    tokenFails = true
+    h.emu.revokeTokens() // the report's 401 asks for a new token, which fails
+    await assert.rejects(meter.flush(), { code: 'FLUSH_INCOMPLETE' })
+    tokenFails = false
+    await meter.flush()
+    assert.equal(recorded(), 3)
+    assert.equal(meter.deliveryStats().possiblyLostUnits, 0)
+    await meter.close()
+  })
+
   it('retries a clean failure without counting a possible duplicate, honouring Retry-After', async () => {
     const clock = manualClock()
     const meter = createMeter({ ...h.options, clock, reporting: { flushIntervalMs: 20, closeTimeoutMs: 1_000 } })
