@@ -29,21 +29,21 @@ describe('identify and customer ids', () => {
       ...h.options,
       identify: (ctx) => decodeURIComponent(ctx.get('x-customer')) || undefined,
     })
-    const app2 = new Koa<PlanshipState>()
-    const router2 = new Router<PlanshipState>()
-    router2.post('/calls', meter.consume('api-call'), (ctx) => {
+    const app = new Koa<PlanshipState>()
+    const router = new Router<PlanshipState>()
+    router.post('/calls', meter.consume('api-call'), (ctx) => {
       ctx.body = { customer: ctx.state.planship?.customerId }
     })
-    router2.get('/export', meter.requireFeature('csv-export'), (ctx) => {
+    router.get('/export', meter.requireFeature('csv-export'), (ctx) => {
       ctx.body = 'ok'
     })
-    app2.use(meter.middleware())
-    app2.use(router2.routes())
+    app.use(meter.middleware())
+    app.use(router.routes())
     for (const id of awkwardIds) {
-      const res = await request(app2.callback()).post('/calls').set('x-customer', encodeURIComponent(id)).expect(200)
+      const res = await request(app.callback()).post('/calls').set('x-customer', encodeURIComponent(id)).expect(200)
       assert.equal(res.body.customer, id)
-      await request(app2.callback()).post('/calls').set('x-customer', encodeURIComponent(id)).expect(200)
-      await request(app2.callback()).get('/export').set('x-customer', encodeURIComponent(id)).expect(200)
+      await request(app.callback()).post('/calls').set('x-customer', encodeURIComponent(id)).expect(200)
+      await request(app.callback()).get('/export').set('x-customer', encodeURIComponent(id)).expect(200)
     }
     await meter.flush()
     for (const id of awkwardIds) assert.equal(h.emu.recordedUsage({ customerId: id, meteringId: 'api-call' }), 2, id)
