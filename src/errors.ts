@@ -11,8 +11,15 @@ export type PlanshipMeterErrorCode =
   | 'PLANSHIP_UNREACHABLE'
   /** Planship did not answer within `planship.timeoutMs`. */
   | 'PLANSHIP_TIMEOUT'
-  /** Planship answered 2xx with a body that is not the JSON shape the API documents. */
+  /**
+   * Planship answered 2xx with a body that is not the JSON shape the API documents, with values
+   * the API cannot mean (a metered entitlement of `"lots"`), or larger than `planship.maxResponseBytes`.
+   */
   | 'PLANSHIP_BAD_RESPONSE'
+  /** Planship does not know `productSlug` (or the credentials' organization has no such product): a configuration error. */
+  | 'PLANSHIP_PRODUCT_NOT_FOUND'
+  /** A customer id that cannot be sent as one path segment (`..`, a lone surrogate …); nothing was sent. */
+  | 'INVALID_CUSTOMER_ID'
   /** The `identify` option threw or rejected. */
   | 'IDENTIFY_FAILED'
   /** A `cost`, `usage` or `bucket` function threw or returned an invalid value. */
@@ -82,6 +89,26 @@ export function mayHaveBeenApplied(error: unknown): boolean {
   return false
 }
 
+/**
+ * What a network failure was, for messages: the code and the address when the error says them
+ * (`ECONNREFUSED 127.0.0.1:1234`), else the host of `baseUrl`.
+ */
+export function networkFailure(error: unknown, baseUrl: string): string {
+  const code = errnoOf(error)
+  let address: string | undefined
+  for (let cause = error, depth = 0; cause !== undefined && depth < 5; depth++) {
+    if (typeof cause !== 'object' || cause === null) break
+    const { address: host, port } = cause as { address?: unknown; port?: unknown }
+    if (typeof host === 'string') {
+      address = typeof port === 'number' ? `${host}:${port}` : host
+      break
+    }
+    cause = 'cause' in cause ? cause.cause : undefined
+  }
+  address ??= URL.canParse(baseUrl) ? new URL(baseUrl).host : undefined
+  return [code ?? 'network error', address].filter((part) => part !== undefined).join(' ')
+}
+
 function errnoOf(error: unknown): string | undefined {
   for (let cause = error, depth = 0; cause !== undefined && depth < 5; depth++) {
     if (typeof cause !== 'object' || cause === null) return undefined
@@ -102,6 +129,7 @@ export function isRetriable(error: unknown): boolean {
     case 'PLANSHIP_TIMEOUT':
     case 'PLANSHIP_BAD_RESPONSE':
     case 'PLANSHIP_AUTH_FAILED':
+    case 'PLANSHIP_PRODUCT_NOT_FOUND': // a configuration error: usage waits for the fix
       return true
     case 'PLANSHIP_HTTP_ERROR':
       return [401, 403, 408, 429].includes(error.status ?? 0) || (error.status ?? 0) >= 500

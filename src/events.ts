@@ -30,6 +30,8 @@ export type MeterEvent =
       error?: string
     }
   | { type: 'error'; message: string; error: string }
+  /** A configuration problem found at run time (a metering id that feeds no lever …), once each. */
+  | { type: 'misconfiguration'; problem: 'unknown-metering-id'; message: string; meteringId: string }
 
 export type EventSink = (event: MeterEvent) => void
 

@@ -52,7 +52,7 @@ export interface Meter {
  */
 export function createMeter(options: MeterOptions): Meter {
   const config = resolveConfig(options)
-  const { clock, logger } = config
+  const { clock, log } = config
   const emit = eventSink(config.onEvent)
   const client = new PlanshipClient({
     ...config.planship,
@@ -70,9 +70,9 @@ export function createMeter(options: MeterOptions): Meter {
       maxPendingKeys: config.reporting.maxPendingKeys,
       clock,
     })
-  const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, logger, emit })
-  const reporter = new Reporter({ ...config.reporting, client, store, clock, logger, emit })
-  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, enforcer, logger, emit })
+  const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, log, emit })
+  const reporter = new Reporter({ ...config.reporting, client, store, clock, log, emit })
+  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, enforcer, log, emit })
   let closed: Promise<CloseResult> | undefined
 
   return {

@@ -1,13 +1,18 @@
 import type { Context } from 'koa'
 import type { UsageStore } from './enforcement/store.js'
 import type { MeterEvent } from './events.js'
+import { pathSegmentProblem } from './planship/ids.js'
+import { createLog, type Log, type LoggerStyle } from './log.js'
 
 /** A clock in milliseconds. Inject one in tests instead of patching timers. */
 export interface Clock {
   now(): number
 }
 
-/** Where planship-meter writes what it does. Each field is optional; missing levels are dropped. */
+/**
+ * Where planship-meter writes what it does. Each field is optional; missing levels are dropped.
+ * pino and bunyan loggers fit as they are: they are recognised and called `(fields, message)`.
+ */
 export interface Logger {
   debug?(message: string, fields?: Record<string, unknown>): void
   info?(message: string, fields?: Record<string, unknown>): void
@@ -25,6 +30,11 @@ export interface PlanshipConnectionOptions {
   clientSecret: string
   /** Budget of one call to Planship (token, read or report), in ms. Defaults to `5000`. */
   timeoutMs?: number
+  /**
+   * Largest answer body read from Planship, in bytes. A larger answer is an error (never cached),
+   * so a broken or hostile upstream cannot fill the heap. Defaults to `1048576` (1 MiB).
+   */
+  maxResponseBytes?: number
   /**
    * How the credentials are put in the `Authorization: Basic` header of the token request.
    * `'basic-raw'` sends `base64(id:secret)` as Planship's own SDKs do; `'basic-encoded'`
@@ -119,6 +129,12 @@ export interface MeterOptions {
   /** Defaults to a logger that writes warnings and errors to the console. */
   logger?: Logger
   /**
+   * The argument order of `logger`: `'message-first'` calls `warn(message, fields)`,
+   * `'fields-first'` calls `warn(fields, message)` as pino and bunyan expect. Defaults to
+   * `'fields-first'` for a pino or bunyan logger, else `'message-first'`.
+   */
+  loggerStyle?: LoggerStyle
+  /**
    * Receives every decision, denial, flush, retry, drop and error, typed, for metrics. A
    * listener that throws is ignored. Defaults to none.
    */
@@ -142,33 +158,11 @@ export interface ResolvedConfig {
   reporting: Required<ReportingOptions>
   failMode: 'open' | 'closed'
   onDenied: MeterOptions['onDenied']
-  logger: Logger
+  log: Log
   onEvent: ((event: MeterEvent) => void) | undefined
   fetch: typeof fetch | undefined
   clock: Clock
   store: UsageStore | undefined
-}
-
-const consoleLogger: Logger = {
-  warn: (message, fields) => console.warn(`[planship-meter] ${message}`, fields ?? ''),
-  error: (message, fields) => console.error(`[planship-meter] ${message}`, fields ?? ''),
-}
-
-/** The user's logger, made unable to break a request or a flush by throwing. */
-function safeLogger(logger: Partial<Logger>): Logger {
-  const safe: Logger = {}
-  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
-    const write = logger[level]
-    if (typeof write !== 'function') continue
-    safe[level] = (message, fields) => {
-      try {
-        write.call(logger, message, fields)
-      } catch {
-        // Logging must never cost usage or a response.
-      }
-    }
-  }
-  return safe
 }
 
 function fail(option: string, expected: string): never {
@@ -235,15 +229,22 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
   if (typeof options.identify !== 'function') fail('identify', 'a function (ctx) => string | undefined')
   const clock = options.clock ?? Date
   if (typeof clock.now !== 'function') fail('clock', 'an object with a now() method')
-  const logger = optionalObject(options.logger, 'logger')
+  const logger = options.logger === undefined ? undefined : (optionalObject(options.logger, 'logger') as Logger)
+  const loggerStyle = options.loggerStyle
+  if (loggerStyle !== undefined && loggerStyle !== 'message-first' && loggerStyle !== 'fields-first') {
+    fail('loggerStyle', "'message-first' or 'fields-first'")
+  }
 
+  const productSlug = nonEmptyString(options.productSlug, 'productSlug')
+  if (pathSegmentProblem(productSlug) !== undefined) fail('productSlug', 'a product slug (one URL path segment)')
   return {
-    productSlug: nonEmptyString(options.productSlug, 'productSlug'),
+    productSlug,
     planship: {
       baseUrl: normalizeBaseUrl(planship.baseUrl),
       clientId: nonEmptyString(planship.clientId, 'planship.clientId'),
       clientSecret: nonEmptyString(planship.clientSecret, 'planship.clientSecret'),
       timeoutMs: positiveInteger(planship.timeoutMs, 'planship.timeoutMs', 5_000),
+      maxResponseBytes: positiveInteger(planship.maxResponseBytes, 'planship.maxResponseBytes', 1_048_576),
       clientAuth,
     },
     identify: options.identify,
@@ -262,7 +263,7 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
     },
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),
-    logger: options.logger === undefined ? consoleLogger : safeLogger(logger),
+    log: createLog(logger, loggerStyle, clock),
     onEvent: optionalFunction(options.onEvent, 'onEvent'),
     fetch: optionalFunction(options.fetch, 'fetch'),
     clock,

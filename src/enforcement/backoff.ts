@@ -1,4 +1,4 @@
-import { isRetriable } from '../errors.js'
+import { isRetriable, PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
 
 const BASE_MS = 1_000
@@ -57,6 +57,11 @@ export class CircuitBreaker {
   }
 
   failure(error: unknown): void {
+    // A call refused before sending (an id that cannot be a path) says nothing about Planship.
+    if (error instanceof PlanshipMeterError && error.code === 'INVALID_CUSTOMER_ID') {
+      this.#probing = false
+      return
+    }
     // An answer such as 404 means Planship is up.
     if (!isRetriable(error)) return this.success()
     this.#probing = false

@@ -6,6 +6,8 @@ import { backoffMs, type CircuitBreaker } from './backoff.js'
 export interface Snapshot<V> {
   value: V
   fetchedAt: number
+  /** When the answer arrived: anything sent after it cannot be in it. */
+  receivedAt: number
 }
 
 /** How a lookup was answered. */
@@ -88,7 +90,7 @@ export class RefreshingCache<V> {
       .load(key)
       .then(
         (value) => {
-          const snapshot = { value, fetchedAt }
+          const snapshot = { value, fetchedAt, receivedAt: this.#config.clock.now() }
           this.#lru.set(key, snapshot)
           this.#failures.delete(key)
           this.#config.breaker.success()

@@ -1,11 +1,12 @@
 import { PlanshipMeterError } from '../errors.js'
 import type { EventSink } from '../events.js'
-import type { Clock, Logger } from '../options.js'
+import type { Log } from '../log.js'
+import type { Clock } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
-import type { EntitlementValue, Entitlements, LeverUsage } from '../planship/types.js'
+import type { Entitlements, LeverUsage } from '../planship/types.js'
 import { CircuitBreaker } from './backoff.js'
 import { type Cached, type Freshness, RefreshingCache, type Snapshot } from './cache.js'
-import { isEntitled, isPerBucket, remainingAllowance, UNLIMITED } from './entitlements.js'
+import { fullBucketAllowance, INVALID, isEntitled, isPerBucket, meteredRemaining } from './entitlements.js'
 import {
   isPromiseLike,
   type LeverLimit,
@@ -24,7 +25,7 @@ export interface EnforcerConfig {
   max: number
   failMode: 'open' | 'closed'
   clock: Clock
-  logger: Logger
+  log: Log
   emit: EventSink | undefined
 }
 
@@ -35,9 +36,11 @@ export interface EnforcerConfig {
 export type DecisionSource = Freshness | 'fail-open' | 'fail-closed'
 
 export type Denied =
-  | { reason: 'quota'; lever: string | undefined; remaining: number; limit: number | undefined }
+  | { reason: 'quota'; lever: string | undefined; remaining: number; limit: number | undefined; cost: number }
   | { reason: 'feature'; lever: string }
   | { reason: 'unavailable'; error: unknown }
+  /** The customer id cannot be sent to Planship: nothing may be admitted or billed for it. */
+  | { reason: 'unidentified'; error: unknown }
 
 export type ConsumeDecision =
   | { allowed: true; source: DecisionSource; reservation: Reservation }
@@ -75,6 +78,8 @@ export class Enforcer {
   #open = 0
   #drained: (() => void) | undefined
   #stopped = false
+  /** Metering ids already reported as feeding no lever (logged once each). */
+  readonly #unknownMeteringIds = new Set<string>()
   /** Requests refused because `reporting.maxPendingKeys` keys were waiting for delivery. */
   backlogRefusals = 0
 
@@ -86,9 +91,9 @@ export class Enforcer {
       maxStaleMs: config.maxStaleMs,
       clock: config.clock,
       breaker: new CircuitBreaker(config.clock),
-      onRefreshError: (key: string, error: unknown) => {
+      onRefreshError: (_key: string, error: unknown) => {
         const message = 'refreshing cached Planship data failed; serving stale data'
-        config.logger.warn?.(message, { key: key.replace('\u0000', ' '), error: describe(error) })
+        config.log.throttled('warn', `refresh:${codeOf(error)}`, message, { error: describe(error) })
         config.emit?.({ type: 'error', message, error: describe(error) })
       },
     }
@@ -127,7 +132,8 @@ export class Enforcer {
     } catch (error) {
       if (!isNotFound(error)) return this.#withoutData(request, error)
       // Planship does not know the customer: nothing is entitled.
-      return { allowed: false, source: 'fresh', denied: { reason: 'quota', lever: undefined, remaining: 0, limit: 0 } }
+      const denied: Denied = { reason: 'quota', lever: undefined, remaining: 0, limit: 0, cost: request.cost }
+      return { allowed: false, source: 'fresh', denied }
     }
     return this.#reserve(request, entitlements, levers)
   }
@@ -141,13 +147,14 @@ export class Enforcer {
     const limits: LeverLimit[] = []
     for (const lever of levers) {
       const value = snapshot.value[lever]
-      let remaining = remainingAllowance(value, request.bucket)
+      let remaining = meteredRemaining(value, request.bucket)
+      if (remaining === INVALID) return this.#invalidEntitlement(request, lever)
       if (remaining === null) {
-        // A bucket Planship has not seen yet has the whole allowance: what "null" has left plus
-        // what unbucketed usage took. That needs the usage snapshot, once per cache period.
+        // A bucket Planship has not seen yet has the whole allowance: what a seen bucket has left
+        // plus what it used. That needs the usage snapshot, once per cache period.
         const usage = this.#usage.peek(usageKey(request.customerId, request.meteringId))
         if (usage === undefined) return this.#withUsage(request, entitlements, levers)
-        remaining = fullBucketAllowance(value, usage.snapshot.value[lever])
+        remaining = fullBucketAllowance(value as Record<string, number>, usage.snapshot.value[lever])
       }
       if (remaining === undefined) continue
       const meteringIds = this.#meteringIdsByLever.get(lever) ?? [request.meteringId]
@@ -160,6 +167,7 @@ export class Enforcer {
       cost: request.cost,
       limits,
       snapshotAt: snapshot.fetchedAt,
+      receivedAt: snapshot.receivedAt,
     }
     const result = this.#config.store.reserve(reserveRequest)
     return isPromiseLike(result)
@@ -194,7 +202,7 @@ export class Enforcer {
     return {
       allowed: false,
       source,
-      denied: { reason: 'quota', lever: result.lever, remaining: result.remaining, limit },
+      denied: { reason: 'quota', lever: result.lever, remaining: result.remaining, limit, cost: request.cost },
     }
   }
 
@@ -243,18 +251,39 @@ export class Enforcer {
       (error: unknown): FeatureDecision => {
         // Planship does not know the customer: nothing is entitled (a 404 is an answer, not an outage).
         if (isNotFound(error)) return { allowed: false, source: 'fresh', denied: { reason: 'feature', lever } }
-        if (failMode === 'open') return { allowed: true, source: 'fail-open' }
+        if (isInvalidCustomer(error))
+          return { allowed: false, source: 'fresh', denied: { reason: 'unidentified', error } }
+        if (this.#failing(failMode, error) === 'open') return { allowed: true, source: 'fail-open' }
         return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
       },
     )
   }
 
+  /** Says, once per interval per cause, that a decision is taken without Planship data. */
+  #failing(failMode: 'open' | 'closed', error: unknown): 'open' | 'closed' {
+    const message = `no usable Planship data; failing ${failMode}`
+    const code = codeOf(error)
+    // A product Planship does not know is a configuration error, not an outage.
+    const level = code === 'PLANSHIP_PRODUCT_NOT_FOUND' ? 'error' : 'warn'
+    this.#config.log.throttled(level, `fail-${failMode}:${code}`, message, { error: describe(error) })
+    this.#config.emit?.({ type: 'error', message, error: describe(error) })
+    return failMode
+  }
+
+  /** A metered entitlement Planship cannot mean: invalid data, logged, and `failMode` decides. */
+  #invalidEntitlement(request: ConsumeRequest, lever: string): Promise<ConsumeDecision> {
+    const error = new PlanshipMeterError(
+      'PLANSHIP_BAD_RESPONSE',
+      `Planship's entitlement for the metered lever ${lever} is not a whole number ≥ -1 (or a map of them by bucket)`,
+    )
+    this.#config.log.throttled('error', `invalid-entitlement:${lever}`, error.message, { lever })
+    return this.#withoutData(request, error)
+  }
+
   /** No usable data: admit (still tracking usage, so it gets reported) or refuse, per `failMode`. */
   async #withoutData(request: ConsumeRequest, error: unknown): Promise<ConsumeDecision> {
-    const failMode = request.failMode ?? this.#config.failMode
-    const message = `no usable Planship data; failing ${failMode}`
-    this.#config.logger.warn?.(message, { customerId: request.customerId, error: describe(error) })
-    this.#config.emit?.({ type: 'error', message, error: describe(error) })
+    if (isInvalidCustomer(error)) return { allowed: false, source: 'fresh', denied: { reason: 'unidentified', error } }
+    const failMode = this.#failing(request.failMode ?? this.#config.failMode, error)
     if (failMode === 'closed') {
       return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
     }
@@ -298,8 +327,9 @@ export class Enforcer {
     }
     const usage = cached.snapshot.value[lever]
     const value = snapshot.value[lever]
-    const remaining = remainingAllowance(value, request.bucket) ?? undefined
-    if (usage === undefined || remaining === undefined) return undefined
+    const remaining = meteredRemaining(value, request.bucket)
+    if (remaining === null) return fullBucketAllowance(value as Record<string, number>, usage)
+    if (usage === undefined || remaining === undefined || remaining === INVALID) return undefined
     const used = isPerBucket(value) ? (usage.by_bucket[request.bucket ?? 'null'] ?? 0) : usage.total
     return remaining + used
   }
@@ -316,20 +346,19 @@ export class Enforcer {
   }
 
   #learn(meteringId: string, levers: string[]): void {
+    if (levers.length === 0 && !this.#unknownMeteringIds.has(meteringId)) {
+      // Most likely a typo: it meters nothing and enforces nothing, so say so loudly, once.
+      this.#unknownMeteringIds.add(meteringId)
+      const message = `metering id "${meteringId}" feeds no lever of the product: its usage is reported but limits nothing`
+      this.#config.log.error(message, { meteringId })
+      this.#config.emit?.({ type: 'misconfiguration', problem: 'unknown-metering-id', message, meteringId })
+    }
     this.#leversByMeteringId.set(meteringId, { levers, learnedAt: this.#config.clock.now() })
     for (const lever of levers) {
       const ids = this.#meteringIdsByLever.get(lever) ?? []
       if (!ids.includes(meteringId)) this.#meteringIdsByLever.set(lever, [...ids, meteringId])
     }
   }
-}
-
-/** The allowance of a bucket absent from a per-bucket entitlement map. */
-function fullBucketAllowance(value: EntitlementValue | undefined, usage: LeverUsage | undefined): number | undefined {
-  const unbucketed = isPerBucket(value) ? (value as Record<string, number>)['null'] : undefined
-  if (unbucketed === undefined) return 0
-  if (unbucketed === UNLIMITED) return undefined
-  return unbucketed + (usage?.by_bucket['null'] ?? 0)
 }
 
 function backlogFull(source: DecisionSource): ConsumeDecision {
@@ -346,8 +375,17 @@ function usageKey(customerId: string, meteringId: string): string {
   return `${customerId}\u0000${meteringId}`
 }
 
+/** Planship does not know the customer (a product it does not know is another error). */
 function isNotFound(error: unknown): boolean {
-  return error instanceof PlanshipMeterError && error.status === 404
+  return error instanceof PlanshipMeterError && error.code === 'PLANSHIP_HTTP_ERROR' && error.status === 404
+}
+
+function isInvalidCustomer(error: unknown): boolean {
+  return error instanceof PlanshipMeterError && error.code === 'INVALID_CUSTOMER_ID'
+}
+
+function codeOf(error: unknown): string {
+  return error instanceof PlanshipMeterError ? error.code : 'UNEXPECTED'
 }
 
 export function describe(error: unknown): string {

@@ -16,21 +16,56 @@ export function isEntitled(value: EntitlementValue | undefined): boolean {
   return false
 }
 
+/** A metered entitlement Planship cannot mean (`"lots"`, `true`, `1e999`, `{"null":"x"}` …). */
+export const INVALID = Symbol('invalid entitlement')
+
+/** A metered allowance on the wire: a whole number of units, or -1 for unlimited. */
+function isAllowance(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= UNLIMITED
+}
+
+const validMaps = new WeakMap<object, boolean>()
+
+/** Whether a per-bucket entitlement is a map of allowances; checked once per answer. */
+function isAllowanceMap(value: object): value is Record<string, number> {
+  let valid = validMaps.get(value)
+  if (valid === undefined) {
+    const units = Object.values(value)
+    valid = !Array.isArray(value) && units.length > 0 && units.every(isAllowance)
+    validMaps.set(value, valid)
+  }
+  return valid
+}
+
 /**
  * The remaining allowance a metered entitlement gives for `bucket`: `undefined` when unlimited,
- * 0 when the lever is missing (no access). Per-bucket levers come as a map keyed by bucket,
- * `"null"` being unbucketed usage; a bucket Planship has not seen yet falls back to `"null"`.
+ * 0 when the lever is missing (no access), `null` for a bucket a per-bucket lever has not seen
+ * yet (it has the whole per-bucket allowance), {@link INVALID} for anything else. Per-bucket
+ * levers come as a map keyed by bucket, `"null"` being unbucketed usage.
  */
-export function remainingAllowance(
+export function meteredRemaining(
   value: EntitlementValue | undefined,
   bucket: string | undefined,
+): number | undefined | null | typeof INVALID {
+  if (value === undefined) return 0
+  if (typeof value === 'number') return isAllowance(value) ? (value === UNLIMITED ? undefined : value) : INVALID
+  if (typeof value !== 'object' || value === null || !isAllowanceMap(value)) return INVALID
+  const key = bucket ?? 'null'
+  if (!Object.hasOwn(value, key)) return null
+  return value[key] === UNLIMITED ? undefined : value[key]
+}
+
+/**
+ * The whole allowance of a bucket a per-bucket lever has not seen: what any bucket it has seen
+ * has left plus what that bucket used (`undefined` when unlimited).
+ */
+export function fullBucketAllowance(
+  value: Record<string, number>,
+  usage: { by_bucket: Record<string, number> } | undefined,
 ): number | undefined {
-  if (typeof value === 'number') return value === UNLIMITED ? undefined : value
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    return remainingAllowance(value[bucket ?? 'null'] ?? value['null'], undefined)
-  }
-  // A lever that is not metered cannot run out: true lets usage through, anything falsy blocks it.
-  return isEntitled(value) ? undefined : 0
+  const seen = Object.hasOwn(value, 'null') ? 'null' : Object.keys(value)[0]!
+  const remaining = value[seen]!
+  return remaining === UNLIMITED ? undefined : remaining + (usage?.by_bucket[seen] ?? 0)
 }
 
 /** Per-bucket metered levers send a map keyed by bucket instead of a number. */

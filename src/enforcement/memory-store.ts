@@ -31,26 +31,63 @@ export interface MemoryUsageStoreConfig {
 
 const FORGET_SCAN = 16
 
-/** Local usage of one customer × metering id × bucket. */
+/** Local usage of one customer × metering id × bucket that Planship has not acknowledged. */
 interface Cell {
   key: UsageKey
   /** Admitted requests still running. */
   reserved: number
   /** Finished requests waiting for the next flush. */
   pending: number
-  /** In a report POST right now. */
+  /** In a report POST right now, taken for it at `sendingSince`. */
   sending: number
+  sendingSince: number
   /** Failed deliveries in a row, and the clock time before which the key is not retried. */
   failures: number
   retryAt: number
-  /** Acknowledged by Planship, maybe not yet in its aggregates. Oldest first. */
-  acked: Array<{ units: number; at: number }>
+}
+
+/** A report Planship acknowledged: its units may not be in Planship's numbers yet. */
+interface Acked {
+  meteringId: string
+  bucket: string | undefined
+  units: number
+  sentAt: number
+  at: number
+  /** Position in the customer's acknowledgements, counting from 0, never reused. */
+  seq: number
+}
+
+/**
+ * What this process knows of one lever (one bucket of a per-bucket lever) of one customer: the
+ * newest snapshot's remaining allowance, and how much of our acknowledged usage it contains.
+ *
+ * Planship aggregates asynchronously, so a snapshot may or may not contain a report acknowledged
+ * just before it. The fall of `remaining` between two snapshots is what Planship absorbed
+ * meanwhile: that many of our oldest acknowledged units stop counting, the rest keep counting.
+ */
+interface View {
+  snapshotAt: number
+  receivedAt: number
+  remaining: number
+  /** Acknowledgements before `cursor` are in Planship's numbers; so are `partial` units of the one at it. */
+  cursor: number
+  partial: number
+  /** Absorbed units not matched yet: reports Planship applied before their answer reached us. */
+  credit: number
+}
+
+interface CustomerState {
+  cells: Map<string, Cell>
+  /** Oldest first. */
+  acked: Acked[]
+  nextSeq: number
+  views: Map<string, View>
 }
 
 /** The default store: one process, synchronous, so check-and-reserve is atomic. */
 export class MemoryUsageStore implements UsageStore {
   readonly #config: MemoryUsageStoreConfig
-  readonly #customers = new Map<string, Map<string, Cell>>()
+  readonly #customers = new Map<string, CustomerState>()
   readonly #pendingCells = new Set<Cell>()
   #unsentUnits = 0
   /** Keys with usage pending or being sent. */
@@ -61,17 +98,23 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   reserve(request: ReserveRequest): ReserveResult {
-    const cells = this.#customers.get(request.customerId)
-    if (cells !== undefined) {
+    let customer = this.#customers.get(request.customerId)
+    if (customer !== undefined) {
       // Most recently active last, so that the oldest are first in line to be forgotten.
       this.#customers.delete(request.customerId)
-      this.#customers.set(request.customerId, cells)
+      this.#customers.set(request.customerId, customer)
+    } else if (request.limits.length > 0) {
+      customer = this.#customer(request.customerId)
     }
-    const visibleBefore = request.snapshotAt - this.#config.aggregationLagMs
+    const receivedAt = request.receivedAt ?? request.snapshotAt
     for (const limit of request.limits) {
-      const left = limit.remaining - (cells === undefined ? 0 : localUsage(cells, limit, request, visibleBefore))
+      const view = this.#reconcile(customer!, limit, request, receivedAt)
+      const left = view.remaining - localUsage(customer!, limit, request.bucket, view, this.#config.aggregationLagMs)
       // `left <= 0` also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
-      if (left < request.cost || left <= 0) return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
+      if (left < request.cost || left <= 0) {
+        if (customer!.cells.size === 0 && customer!.acked.length === 0) this.#customers.delete(request.customerId)
+        return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
+      }
     }
     const cell = this.#cell(request)
     if (this.#unsentKeys >= this.#config.maxPendingKeys && cell.pending + cell.sending === 0) {
@@ -102,10 +145,12 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   takePending(dueBy?: number): PendingReport[] {
+    const now = this.#config.clock.now()
     const reports: PendingReport[] = []
     for (const cell of this.#pendingCells) {
       if (dueBy !== undefined && cell.retryAt > dueBy) continue
       reports.push({ ...cell.key, usage: cell.pending, failures: cell.failures })
+      if (cell.sending === 0) cell.sendingSince = now
       cell.sending += cell.pending
       cell.pending = 0
       this.#pendingCells.delete(cell)
@@ -116,12 +161,21 @@ export class MemoryUsageStore implements UsageStore {
 
   acknowledge(report: PendingReport, at: number): void {
     const cell = this.#cell(report)
+    const customer = this.#customers.get(report.customerId)!
     cell.sending -= report.usage
     cell.failures = 0
     cell.retryAt = 0
-    cell.acked.push({ units: report.usage, at })
+    customer.acked.push({
+      meteringId: report.meteringId,
+      bucket: report.bucket,
+      units: report.usage,
+      sentAt: report.sentAt ?? cell.sendingSince,
+      at,
+      seq: customer.nextSeq++,
+    })
     this.#unsentUnits -= report.usage
     if (cell.pending + cell.sending === 0) this.#unsentKeys--
+    this.#dropIfEmpty(cell)
   }
 
   restore(report: PendingReport, retryAt = 0): void {
@@ -150,13 +204,50 @@ export class MemoryUsageStore implements UsageStore {
     return this.#customers.size
   }
 
-  #cell(key: UsageKey): Cell {
-    let cells = this.#customers.get(key.customerId)
-    if (cells === undefined) {
-      cells = new Map()
-      this.#customers.set(key.customerId, cells)
-      if (this.#customers.size > this.#config.maxCustomers) this.#forgetOldest()
+  /**
+   * The lever's view, brought up to the request's snapshot when that is newer. A request deciding
+   * from an older snapshot than the view's gets the newer one: what was absorbed stays absorbed.
+   */
+  #reconcile(customer: CustomerState, limit: LeverLimit, request: ReserveRequest, receivedAt: number): View {
+    const id = limit.perBucket ? `${limit.lever}\u0000${request.bucket ?? '\u0000'}` : limit.lever
+    let view = customer.views.get(id)
+    if (view === undefined) {
+      // No earlier snapshot to compare with: acknowledged usage counts for the aggregation lag.
+      view = {
+        snapshotAt: request.snapshotAt,
+        receivedAt,
+        remaining: limit.remaining,
+        cursor: customer.acked[0]?.seq ?? customer.nextSeq,
+        partial: 0,
+        credit: 0,
+      }
+      customer.views.set(id, view)
+      return view
     }
+    if (request.snapshotAt <= view.snapshotAt) return view
+    const absorbed = view.remaining - limit.remaining
+    // A rise means a new period or a rolling window moving on: nothing can be matched, and what
+    // we acknowledged keeps counting until the aggregation lag has passed (never less than real).
+    view.credit = absorbed > 0 ? view.credit + absorbed : 0
+    view.snapshotAt = request.snapshotAt
+    view.receivedAt = receivedAt
+    view.remaining = limit.remaining
+    absorb(customer, view, limit, request.bucket, view.snapshotAt - this.#config.aggregationLagMs)
+    return view
+  }
+
+  #customer(customerId: string): CustomerState {
+    let customer = this.#customers.get(customerId)
+    if (customer === undefined) {
+      if (this.#customers.size >= this.#config.maxCustomers) this.#forgetOldest(this.#config.maxCustomers - 1)
+      customer = { cells: new Map(), acked: [], nextSeq: 0, views: new Map() }
+      this.#customers.set(customerId, customer)
+    }
+    return customer
+  }
+
+  #cell(key: UsageKey): Cell {
+    const cells = this.#customer(key.customerId).cells
     const id = cellId(key)
     let cell = cells.get(id)
     if (cell === undefined) {
@@ -165,9 +256,9 @@ export class MemoryUsageStore implements UsageStore {
         reserved: 0,
         pending: 0,
         sending: 0,
+        sendingSince: 0,
         failures: 0,
         retryAt: 0,
-        acked: [],
       }
       cells.set(id, cell)
     }
@@ -178,37 +269,31 @@ export class MemoryUsageStore implements UsageStore {
    * Forgets the least recently active customers that have nothing left to send. Looks at a few
    * of the oldest only, so a backlog of pending usage never makes this slow.
    */
-  #forgetOldest(): void {
+  #forgetOldest(keep: number): void {
     // Usage Planship acknowledged within the lag may be missing from any snapshot: keep it.
     const visibleBefore = this.#config.clock.now() - this.#config.aggregationLagMs
     let looked = 0
-    for (const [customerId, cells] of this.#customers) {
-      if (this.#customers.size <= this.#config.maxCustomers || ++looked > FORGET_SCAN) return
-      let busy = false
-      for (const cell of cells.values()) {
-        pruneAcked(cell, visibleBefore)
-        busy ||= cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0 || cell.acked.length !== 0
-      }
-      if (!busy) this.#customers.delete(customerId)
+    for (const [customerId, customer] of this.#customers) {
+      if (this.#customers.size <= keep || ++looked > FORGET_SCAN) return
+      pruneAcked(customer, visibleBefore)
+      if (customer.cells.size === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
     }
   }
 
   #dropIfEmpty(cell: Cell): void {
-    if (cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0 || cell.acked.length !== 0) return
-    const cells = this.#customers.get(cell.key.customerId)
-    if (cells === undefined) return
-    cells.delete(cellId(cell.key))
-    if (cells.size === 0) this.#customers.delete(cell.key.customerId)
+    if (cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0) return
+    const customer = this.#customers.get(cell.key.customerId)
+    if (customer === undefined) return
+    customer.cells.delete(cellId(cell.key))
+    if (customer.cells.size === 0 && customer.acked.length === 0) this.#customers.delete(cell.key.customerId)
   }
 
   /** Forgets acknowledged usage that no usable snapshot can be missing any more. */
   #sweep(): void {
     const forgetBefore = this.#config.clock.now() - this.#config.aggregationLagMs - this.#config.maxSnapshotAgeMs
-    for (const cells of this.#customers.values()) {
-      for (const cell of cells.values()) {
-        pruneAcked(cell, forgetBefore)
-        this.#dropIfEmpty(cell)
-      }
+    for (const [customerId, customer] of this.#customers) {
+      pruneAcked(customer, forgetBefore)
+      if (customer.cells.size === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
     }
   }
 }
@@ -217,22 +302,86 @@ function cellId(key: UsageKey): string {
   return key.bucket === undefined ? key.meteringId : `${key.meteringId}\u0000${key.bucket}`
 }
 
-function pruneAcked(cell: Cell, before: number): void {
+function pruneAcked(customer: CustomerState, before: number): void {
   let drop = 0
-  while (drop < cell.acked.length && cell.acked[drop]!.at <= before) drop++
-  if (drop > 0) cell.acked.splice(0, drop)
+  while (drop < customer.acked.length && customer.acked[drop]!.at <= before) drop++
+  if (drop > 0) customer.acked.splice(0, drop)
 }
 
-/** Units this process consumed that the snapshot cannot contain yet. */
-function localUsage(cells: Map<string, Cell>, limit: LeverLimit, request: UsageKey, visibleBefore: number): number {
-  let units = 0
-  for (const cell of cells.values()) {
-    if (!limit.meteringIds.includes(cell.key.meteringId)) continue
-    if (limit.perBucket && cell.key.bucket !== request.bucket) continue
-    units += cell.reserved + cell.pending + cell.sending
-    // Newest first, stopping at the first the snapshot contains. Reads only: another request may
-    // still decide from an older snapshot, so pruning is left to the sweep.
-    for (let i = cell.acked.length - 1; i >= 0 && cell.acked[i]!.at > visibleBefore; i--) units += cell.acked[i]!.units
+/** Whether usage under `meteringId` and `bucket` counts against `limit` for a request in `requestBucket`. */
+function feeds(limit: LeverLimit, meteringId: string, bucket: string | undefined, requestBucket: string | undefined) {
+  return limit.meteringIds.includes(meteringId) && (!limit.perBucket || bucket === requestBucket)
+}
+
+/** Index in `customer.acked` of the view's cursor (acknowledgements pruned since count as absorbed). */
+function cursorIndex(customer: CustomerState, view: View): number {
+  const first = customer.acked[0]?.seq ?? customer.nextSeq
+  if (view.cursor < first) {
+    view.cursor = first
+    view.partial = 0
   }
-  return units
+  return view.cursor - first
+}
+
+/**
+ * Marks as absorbed, oldest first, the acknowledged units that the view's credit accounts for,
+ * and those older than the aggregation lag (Planship has them by now). A report sent after the
+ * snapshot's answer arrived cannot be in it, so the walk stops there.
+ */
+function absorb(
+  customer: CustomerState,
+  view: View,
+  limit: LeverLimit,
+  bucket: string | undefined,
+  visibleBefore: number,
+): void {
+  const acked = customer.acked
+  let i = cursorIndex(customer, view)
+  for (; i < acked.length; i++) {
+    const record = acked[i]!
+    if (!feeds(limit, record.meteringId, record.bucket, bucket) || record.at <= visibleBefore) continue
+    if (view.credit <= 0 || record.sentAt >= view.receivedAt) break
+    const take = Math.min(view.credit, record.units - view.partial)
+    view.credit -= take
+    view.partial += take
+    if (view.partial < record.units) break
+    view.partial = 0
+  }
+  view.cursor = acked[i]?.seq ?? customer.nextSeq
+  // What is left over can only be reports of ours still in flight that Planship already applied.
+  let inFlight = 0
+  for (const cell of customer.cells.values()) {
+    if (
+      cell.sending > 0 &&
+      cell.sendingSince < view.receivedAt &&
+      feeds(limit, cell.key.meteringId, cell.key.bucket, bucket)
+    )
+      inFlight += cell.sending
+  }
+  view.credit = Math.min(view.credit, inFlight)
+}
+
+/** Units this process consumed that the view's snapshot does not contain. */
+function localUsage(
+  customer: CustomerState,
+  limit: LeverLimit,
+  bucket: string | undefined,
+  view: View,
+  aggregationLagMs: number,
+): number {
+  let units = 0
+  let sentOrAcked = 0
+  for (const cell of customer.cells.values()) {
+    if (!feeds(limit, cell.key.meteringId, cell.key.bucket, bucket)) continue
+    units += cell.reserved + cell.pending
+    sentOrAcked += cell.sending
+  }
+  const visibleBefore = view.snapshotAt - aggregationLagMs
+  const acked = customer.acked
+  for (let i = cursorIndex(customer, view); i < acked.length; i++) {
+    const record = acked[i]!
+    if (record.at <= visibleBefore || !feeds(limit, record.meteringId, record.bucket, bucket)) continue
+    sentOrAcked += record.units - (record.seq === view.cursor ? view.partial : 0)
+  }
+  return units + Math.max(0, sentOrAcked - view.credit)
 }

@@ -59,6 +59,11 @@ export interface ReserveRequest extends UsageKey {
   limits: readonly LeverLimit[]
   /** When the snapshot behind `limits` was fetched: usage acknowledged after (snapshotAt − aggregation lag) is not in it. */
   snapshotAt: number
+  /**
+   * When the snapshot's answer arrived: usage sent after it cannot be in it. Defaults to
+   * `snapshotAt`.
+   */
+  receivedAt?: number
 }
 
 export interface Reservation extends UsageKey {
@@ -75,4 +80,6 @@ export interface PendingReport extends UsageKey {
   usage: number
   /** Failed attempts in a row for this key before this one. */
   failures: number
+  /** Clock time the report's POST started, set by the reporter: Planship cannot have it earlier. */
+  sentAt?: number
 }

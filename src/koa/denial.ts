@@ -19,6 +19,8 @@ export function toDenial(denied: Denied, customerId: string, subject: string): D
         customerId,
         headers: {},
       }
+    case 'unidentified':
+      return unidentified('The customer id of this request cannot name a Planship customer')
     case 'unavailable':
       return {
         status: 503,
@@ -31,10 +33,7 @@ export function toDenial(denied: Denied, customerId: string, subject: string): D
       const denial: Denial = {
         status: 429,
         code: 'quota_exceeded',
-        message:
-          denied.lever === undefined
-            ? `The customer has no allowance for ${subject}`
-            : `The customer's ${denied.lever} allowance is used up`,
+        message: quotaMessage(denied, subject),
         customerId,
         headers: {},
       }
@@ -49,6 +48,13 @@ export function toDenial(denied: Denied, customerId: string, subject: string): D
   }
 }
 
+/** Says what the headers say: a request costing more than is left is not "used up". */
+function quotaMessage(denied: Extract<Denied, { reason: 'quota' }>, subject: string): string {
+  if (denied.lever === undefined) return `The customer has no allowance for ${subject}`
+  if (denied.remaining <= 0) return `The customer's ${denied.lever} allowance is used up`
+  return `This request needs ${denied.cost} units of ${denied.lever}; ${denied.remaining} are left`
+}
+
 function unavailableMessage(error: unknown): string {
   const code = error instanceof PlanshipMeterError ? error.code : undefined
   if (code === 'METER_CLOSED') return 'The service is shutting down; try again shortly'
@@ -61,10 +67,15 @@ function sfString(value: string): string {
   return `"${value.replace(/[^\x20-\x7e]/g, '?').replace(/[\\"]/g, '\\$&')}"`
 }
 
-/** The default answer: the contract's JSON body and headers. */
-export function writeDenial(ctx: Context, denial: Denial): void {
+/** The denial's status and headers, set before `onDenied` runs so that a custom body keeps them. */
+export function writeDenialHead(ctx: Context, denial: Denial): void {
   ctx.status = denial.status
   ctx.set(denial.headers)
+}
+
+/** The default answer: the contract's JSON body and headers. */
+export function writeDenial(ctx: Context, denial: Denial): void {
+  writeDenialHead(ctx, denial)
   const error: { code: string; message: string; lever?: string } = { code: denial.code, message: denial.message }
   if (denial.lever !== undefined) error.lever = denial.lever
   ctx.body = { error }

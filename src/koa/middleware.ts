@@ -3,8 +3,10 @@ import type { Enforcer } from '../enforcement/enforcer.js'
 import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { PlanshipMeterError } from '../errors.js'
 import type { EventSink } from '../events.js'
-import type { Denial, Logger, MeterOptions } from '../options.js'
-import { toDenial, unidentified, writeDenial } from './denial.js'
+import type { Log } from '../log.js'
+import type { Denial, MeterOptions } from '../options.js'
+import { pathSegmentProblem } from '../planship/ids.js'
+import { toDenial, unidentified, writeDenial, writeDenialHead } from './denial.js'
 import type { DecisionRecord, PlanshipRequestState, PlanshipState } from './state.js'
 
 /** Per-route options of `consume()`. */
@@ -40,24 +42,21 @@ export interface KoaAdapterConfig {
   identify: MeterOptions['identify']
   onDenied: MeterOptions['onDenied']
   enforcer: Enforcer
-  logger: Logger
+  log: Log
   emit: EventSink | undefined
 }
-
-/** Planship's limit for alternative ids; longer values cannot name a customer. */
-const MAX_CUSTOMER_ID_LENGTH = 256
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/
 
 type Ctx = Context & { state: PlanshipState }
 
 /** The thin Koa layer over the enforcer: identify, consume, requireFeature. */
 export function createKoaAdapter(config: KoaAdapterConfig) {
-  const { enforcer, logger, emit } = config
+  const { enforcer, log, emit } = config
   const deny = async (ctx: Context, denial: Denial): Promise<void> => {
     emit?.({ type: 'denial', denial })
-    if (config.onDenied === undefined) writeDenial(ctx, denial)
-    else await config.onDenied(ctx, denial)
+    if (config.onDenied === undefined) return writeDenial(ctx, denial)
+    // A custom answer that only writes a body still answers with the denial's status and headers.
+    writeDenialHead(ctx, denial)
+    await config.onDenied(ctx, denial)
   }
   const record = (state: PlanshipRequestState, customerId: string, decision: DecisionRecord): void => {
     state.decisions.push(decision)
@@ -71,18 +70,18 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
     try {
       raw = config.identify(ctx)
     } catch (error) {
-      throw identifyFailed(error)
+      throw identifyFailed(error, log)
     }
     if (isPromiseLike(raw))
       return raw.then(
         (value: unknown) => identified(ctx, value),
-        (error: unknown) => Promise.reject(identifyFailed(error)),
+        (error: unknown) => Promise.reject(identifyFailed(error, log)),
       )
     return identified(ctx, raw)
   }
 
   function identified(ctx: Ctx, raw: unknown): PlanshipRequestState {
-    const state: PlanshipRequestState = { customerId: validCustomerId(raw, logger), decisions: [] }
+    const state: PlanshipRequestState = { customerId: validCustomerId(raw, log), decisions: [] }
     ctx.state.planship = state
     return state
   }
@@ -97,7 +96,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
     },
 
     consume(meteringId: string, options: ConsumeOptions = {}): Middleware<PlanshipState> {
-      const route = validateConsume(meteringId, options, logger)
+      const route = validateConsume(meteringId, options, log)
       // Awaits only what is really asynchronous: on a warm cache the decision is synchronous.
       return async function planshipConsume(ctx: Ctx, next: Next) {
         const identifying = identify(ctx)
@@ -162,23 +161,26 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
   }
 }
 
-function identifyFailed(error: unknown): PlanshipMeterError {
-  return new PlanshipMeterError('IDENTIFY_FAILED', 'The identify option threw', { cause: error })
+function identifyFailed(error: unknown, log: Log): PlanshipMeterError {
+  const message = error instanceof Error ? error.message : String(error)
+  log.throttled('error', `identify:${message}`, `the identify option threw: ${message}`)
+  return new PlanshipMeterError('IDENTIFY_FAILED', `The identify option threw: ${message}`, { cause: error })
 }
 
-function validCustomerId(raw: unknown, logger: Logger): string | undefined {
+/**
+ * The identified customer id, or `undefined` (401) when the value cannot be sent to Planship as
+ * exactly one path segment: such a request must be neither admitted nor billed.
+ */
+function validCustomerId(raw: unknown, log: Log): string | undefined {
   if (raw === undefined || raw === null || raw === '') return undefined
-  if (typeof raw !== 'string' || raw.length > MAX_CUSTOMER_ID_LENGTH || CONTROL_CHARACTERS.test(raw)) {
-    logger.warn?.(
-      'identify returned a value that cannot be a Planship customer id; treating the request as unidentified',
-      {
-        type: typeof raw,
-        length: typeof raw === 'string' ? raw.length : undefined,
-      },
-    )
-    return undefined
-  }
-  return raw
+  const problem = pathSegmentProblem(raw)
+  if (problem === undefined) return raw as string
+  log.throttled(
+    'warn',
+    `identify:${problem}`,
+    `identify returned a value that cannot be a Planship customer id (it ${problem}); treating the request as unidentified`,
+  )
+  return undefined
 }
 
 interface ResolvedConsume {
@@ -197,11 +199,15 @@ function badRoute(message: string, cause?: unknown): PlanshipMeterError {
 }
 
 /** Checks static options at route definition (TypeError) and wraps the dynamic ones. */
-function validateConsume(meteringId: string, options: ConsumeOptions, logger: Logger): ResolvedConsume {
+function validateConsume(meteringId: string, options: ConsumeOptions, log: Log): ResolvedConsume {
   const usageProblem = (problem: string) =>
-    logger.error?.(`the usage function of ${meteringId} ${problem}; reporting the admitted cost instead`)
-  if (typeof meteringId !== 'string' || meteringId.length === 0) {
-    throw new TypeError('planship-meter: consume(meteringId) needs a non-empty metering id')
+    log.throttled(
+      'error',
+      `usage:${meteringId}:${problem}`,
+      `the usage function of ${meteringId} ${problem}; reporting the admitted cost instead`,
+    )
+  if (pathSegmentProblem(meteringId) !== undefined) {
+    throw new TypeError('planship-meter: consume(meteringId) needs a metering id (one URL path segment)')
   }
   const { cost = 1, usage, bucket, shouldReport } = options
   if (typeof cost !== 'function' && !isUnits(cost)) {

@@ -1,8 +1,15 @@
-import { failedBeforeSending, PlanshipMeterError } from '../errors.js'
+import { failedBeforeSending, networkFailure, PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
+import { pathSegmentProblem } from './ids.js'
 import { TokenSource } from './token.js'
-import { fetchTransport, nodeTransport, type Transport, type TransportResponse } from './transport.js'
-import type { Customer, Entitlements, LeverUsage, MeteringRecord } from './types.js'
+import {
+  fetchTransport,
+  nodeTransport,
+  ResponseTooLargeError,
+  type Transport,
+  type TransportResponse,
+} from './transport.js'
+import type { Customer, Entitlements, LeverUsage, MeteringRecord, Product } from './types.js'
 
 export interface PlanshipClientConfig {
   baseUrl: string
@@ -11,6 +18,8 @@ export interface PlanshipClientConfig {
   clientSecret: string
   clientAuth: 'basic-raw' | 'basic-encoded'
   timeoutMs: number
+  /** Most bytes of an answer's body read; a larger answer is an error. */
+  maxResponseBytes: number
   /** A user-supplied fetch; node:http with a keep-alive pool when absent. */
   fetch: typeof fetch | undefined
   /** Most connections to Planship at once (default transport). */
@@ -26,6 +35,7 @@ export interface PlanshipCallCounts {
   meteringIdUsage: number
   reportUsage: number
   getCustomer: number
+  getProduct: number
 }
 
 type Validator<T> = (body: unknown) => body is T
@@ -46,6 +56,7 @@ export class PlanshipClient {
     meteringIdUsage: 0,
     reportUsage: 0,
     getCustomer: 0,
+    getProduct: 0,
   }
 
   constructor(config: PlanshipClientConfig) {
@@ -59,35 +70,53 @@ export class PlanshipClient {
     return { token: this.#tokens.requests, ...this.#counts }
   }
 
+  /**
+   * The customer's path under the product. An id that cannot be exactly one path segment (a dot
+   * segment, a lone surrogate …) is refused here, before anything is sent: it must never reach
+   * another resource, and its failure is not an answer from Planship.
+   */
   #productPath(customerId: string): string {
+    const problem = pathSegmentProblem(customerId)
+    if (problem !== undefined) {
+      throw failedBeforeSending(
+        new PlanshipMeterError('INVALID_CUSTOMER_ID', `the customer id ${problem}; nothing was sent to Planship`),
+      )
+    }
     return `/api/v1/customers/${enc(customerId)}/products/${enc(this.#config.productSlug)}`
   }
 
-  getEntitlements(customerId: string): Promise<Entitlements> {
+  async getEntitlements(customerId: string): Promise<Entitlements> {
     this.#counts.entitlements++
     return this.#call('GET', `${this.#productPath(customerId)}/entitlements`, undefined, isObject<Entitlements>)
   }
 
-  getLeverUsage(customerId: string, leverSlug: string): Promise<LeverUsage> {
+  async getLeverUsage(customerId: string, leverSlug: string): Promise<LeverUsage> {
     this.#counts.leverUsage++
     return this.#call('GET', `${this.#productPath(customerId)}/levers/${enc(leverSlug)}/usage`, undefined, isLeverUsage)
   }
 
   /** Usage of every lever fed by `meteringId`, keyed by lever slug (`{}` when none is). */
-  getMeteringIdUsage(customerId: string, meteringId: string): Promise<Record<string, LeverUsage>> {
+  async getMeteringIdUsage(customerId: string, meteringId: string): Promise<Record<string, LeverUsage>> {
     this.#counts.meteringIdUsage++
     return this.#call('GET', `${this.#productPath(customerId)}/usage/${enc(meteringId)}`, undefined, isUsageByLever)
   }
 
-  reportUsage(customerId: string, meteringId: string, usage: number, bucket?: string): Promise<MeteringRecord> {
+  async reportUsage(customerId: string, meteringId: string, usage: number, bucket?: string): Promise<MeteringRecord> {
     this.#counts.reportUsage++
     const body = bucket === undefined ? { usage } : { usage, bucket }
     return this.#call('POST', `${this.#productPath(customerId)}/usage/${enc(meteringId)}`, body, isMeteringRecord)
   }
 
-  getCustomer(customerId: string): Promise<Customer> {
+  async getCustomer(customerId: string): Promise<Customer> {
     this.#counts.getCustomer++
+    this.#productPath(customerId) // validates the id
     return this.#call('GET', `/api/v1/customers/${enc(customerId)}`, undefined, isCustomer)
+  }
+
+  /** The product itself: proves the credentials work and the slug names a product they can see. */
+  async getProduct(): Promise<Product> {
+    this.#counts.getProduct++
+    return this.#call('GET', `/api/v1/products/${enc(this.#config.productSlug)}`, undefined, isProduct)
   }
 
   async #call<T>(method: string, path: string, body: unknown, valid: Validator<T>): Promise<T> {
@@ -102,6 +131,13 @@ export class PlanshipClient {
     const parsed = parseJson(response.text)
     if (response.status < 200 || response.status > 299) {
       const detail = typeof parsed === 'object' && parsed !== null && 'detail' in parsed ? parsed.detail : undefined
+      if (response.status === 404 && typeof detail === 'string' && /^product not found/i.test(detail)) {
+        throw new PlanshipMeterError(
+          'PLANSHIP_PRODUCT_NOT_FOUND',
+          `Planship does not know the product "${this.#config.productSlug}": check the productSlug option`,
+          { status: 404, detail },
+        )
+      }
       throw new PlanshipMeterError(
         'PLANSHIP_HTTP_ERROR',
         `Planship answered ${method} ${path} with HTTP ${response.status}` +
@@ -134,9 +170,10 @@ export class PlanshipClient {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         timeoutMs: this.#config.timeoutMs,
+        maxResponseBytes: this.#config.maxResponseBytes,
       })
     } catch (error) {
-      throw transportError(error, method, path)
+      throw transportError(error, method, path, this.#config.baseUrl)
     }
   }
 
@@ -146,12 +183,23 @@ export class PlanshipClient {
   }
 }
 
-function transportError(error: unknown, method: string, path: string): PlanshipMeterError {
+function transportError(error: unknown, method: string, path: string, baseUrl: string): PlanshipMeterError {
+  if (error instanceof ResponseTooLargeError) {
+    return new PlanshipMeterError(
+      'PLANSHIP_BAD_RESPONSE',
+      `Planship answered ${method} ${path} with ${error.message} (planship.maxResponseBytes)`,
+      { status: error.status, cause: error },
+    )
+  }
   const name = error instanceof Error ? error.name : undefined
   const timedOut = name === 'TimeoutError' || name === 'AbortError'
   return timedOut
     ? new PlanshipMeterError('PLANSHIP_TIMEOUT', `Planship did not answer ${method} ${path} in time`, { cause: error })
-    : new PlanshipMeterError('PLANSHIP_UNREACHABLE', `Planship is unreachable (${method} ${path})`, { cause: error })
+    : new PlanshipMeterError(
+        'PLANSHIP_UNREACHABLE',
+        `Planship is unreachable (${networkFailure(error, baseUrl)}) for ${method} ${path}`,
+        { cause: error },
+      )
 }
 
 /** `Retry-After` as delay-seconds or an HTTP date, in ms from `now`. */
@@ -175,8 +223,17 @@ function isObject<T>(body: unknown): body is T {
   return typeof body === 'object' && body !== null && !Array.isArray(body)
 }
 
+function isUnitCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+}
+
 function isLeverUsage(body: unknown): body is LeverUsage {
-  return isObject<LeverUsage>(body) && typeof body.total === 'number' && isObject(body.by_bucket)
+  return (
+    isObject<LeverUsage>(body) &&
+    isUnitCount(body.total) &&
+    isObject<Record<string, unknown>>(body.by_bucket) &&
+    Object.values(body.by_bucket).every(isUnitCount)
+  )
 }
 
 function isUsageByLever(body: unknown): body is Record<string, LeverUsage> {
@@ -185,6 +242,10 @@ function isUsageByLever(body: unknown): body is Record<string, LeverUsage> {
 
 function isMeteringRecord(body: unknown): body is MeteringRecord {
   return isObject<MeteringRecord>(body) && typeof body.usage === 'number'
+}
+
+function isProduct(body: unknown): body is Product {
+  return isObject<Product>(body) && typeof body.slug === 'string'
 }
 
 function isCustomer(body: unknown): body is Customer {

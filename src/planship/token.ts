@@ -1,5 +1,5 @@
 import * as oidc from 'openid-client'
-import { PlanshipMeterError } from '../errors.js'
+import { networkFailure, PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
 
 export interface TokenSourceConfig {
@@ -28,6 +28,7 @@ const EXPIRY_MARGIN_MS = 30_000
 export class TokenSource {
   readonly #config: oidc.Configuration
   readonly #clock: Clock
+  readonly #baseUrl: string
   #cached: CachedToken | undefined
   #inflight: Promise<CachedToken> | undefined
   /** Token requests sent, for tests and metrics. */
@@ -35,6 +36,7 @@ export class TokenSource {
 
   constructor(config: TokenSourceConfig) {
     this.#clock = config.clock
+    this.#baseUrl = config.baseUrl
     this.#config = new oidc.Configuration(
       { issuer: config.baseUrl, token_endpoint: `${config.baseUrl}/api/v1/auth/token` },
       config.clientId,
@@ -74,7 +76,7 @@ export class TokenSource {
     try {
       response = await oidc.clientCredentialsGrant(this.#config)
     } catch (error) {
-      throw tokenError(error)
+      throw tokenError(error, this.#baseUrl)
     }
     const expiresInS = response.expiresIn()
     const lifetimeMs = expiresInS === undefined ? Infinity : expiresInS * 1000
@@ -104,7 +106,7 @@ function statusOf(error: unknown): number | undefined {
 }
 
 /** Maps openid-client failures to our codes; the message names no credential. */
-function tokenError(error: unknown): PlanshipMeterError {
+function tokenError(error: unknown, baseUrl: string): PlanshipMeterError {
   const status = statusOf(error)
   const code = error instanceof oidc.ClientError ? error.code : undefined
   if (status === 400 || status === 401 || status === 403) {
@@ -123,7 +125,11 @@ function tokenError(error: unknown): PlanshipMeterError {
     return new PlanshipMeterError('PLANSHIP_TIMEOUT', 'Planship token request timed out', { cause: error })
   }
   if (error instanceof TypeError) {
-    return new PlanshipMeterError('PLANSHIP_UNREACHABLE', 'Planship token endpoint is unreachable', { cause: error })
+    return new PlanshipMeterError(
+      'PLANSHIP_UNREACHABLE',
+      `Planship token endpoint is unreachable (${networkFailure(error, baseUrl)})`,
+      { cause: error },
+    )
   }
   return new PlanshipMeterError(
     'PLANSHIP_BAD_RESPONSE',

@@ -15,6 +15,19 @@ export interface TransportRequest {
   headers: Record<string, string>
   body: string | undefined
   timeoutMs: number
+  /** Most bytes of body read; a larger answer rejects with {@link ResponseTooLargeError}. */
+  maxResponseBytes: number
+}
+
+/** The answer's body was larger than allowed: it is not read further, nor kept. */
+export class ResponseTooLargeError extends Error {
+  override name = 'ResponseTooLargeError'
+  constructor(
+    readonly status: number,
+    readonly limit: number,
+  ) {
+    super(`the answer's body is larger than ${limit} bytes`)
+  }
 }
 
 /** How the client talks HTTP. Rejections are transport failures (no answer). */
@@ -27,11 +40,11 @@ export interface Transport {
 /** Over a user-supplied `fetch` (tests, proxies, instrumentation). */
 export function fetchTransport(fetchImpl: typeof fetch): Transport {
   return {
-    async send({ method, url, headers, body, timeoutMs }) {
+    async send({ method, url, headers, body, timeoutMs, maxResponseBytes }) {
       const signal = AbortSignal.timeout(timeoutMs)
       const response = await fetchImpl(url, { method, headers, body, signal })
       const retryAfter = response.headers.get('retry-after') ?? undefined
-      return { status: response.status, text: await response.text(), retryAfter }
+      return { status: response.status, text: await readCapped(response, maxResponseBytes), retryAfter }
     },
     close() {},
   }
@@ -48,7 +61,7 @@ export function nodeTransport(maxSockets: number): Transport {
     'https:': new https.Agent({ keepAlive: true, maxSockets }),
   }
   return {
-    send({ method, url, headers, body, timeoutMs }) {
+    send({ method, url, headers, body, timeoutMs, maxResponseBytes }) {
       const target = new URL(url)
       const client = target.protocol === 'https:' ? https : http
       const agent = target.protocol === 'https:' ? agents['https:'] : agents['http:']
@@ -57,11 +70,25 @@ export function nodeTransport(maxSockets: number): Transport {
           target,
           { method, headers, agent, signal: AbortSignal.timeout(timeoutMs) },
           (response) => {
-            let text = ''
-            response.setEncoding('utf8')
-            response.on('data', (chunk: string) => (text += chunk))
+            const status = response.statusCode ?? 0
+            const chunks: Buffer[] = []
+            let bytes = 0
+            if (Number(response.headers['content-length']) > maxResponseBytes) {
+              request.destroy(new ResponseTooLargeError(status, maxResponseBytes))
+              return
+            }
+            response.on('data', (chunk: Buffer) => {
+              bytes += chunk.length
+              if (bytes > maxResponseBytes) {
+                // Stop reading and drop what was read: an oversized answer must not stay in memory.
+                chunks.length = 0
+                request.destroy(new ResponseTooLargeError(status, maxResponseBytes))
+                return
+              }
+              chunks.push(chunk)
+            })
             const retryAfter = response.headers['retry-after']
-            response.on('end', () => resolve({ status: response.statusCode ?? 0, text, retryAfter }))
+            response.on('end', () => resolve({ status, text: Buffer.concat(chunks).toString('utf8'), retryAfter }))
             response.on('error', reject)
           },
         )
@@ -74,4 +101,25 @@ export function nodeTransport(maxSockets: number): Transport {
       agents['https:'].destroy()
     },
   }
+}
+
+/** Reads a fetch response's body as text, refusing past `limit` bytes without buffering the rest. */
+async function readCapped(response: Response, limit: number): Promise<string> {
+  const declared = Number(response.headers.get('content-length'))
+  if (declared > limit) {
+    await response.body?.cancel()
+    throw new ResponseTooLargeError(response.status, limit)
+  }
+  if (response.body === null) return ''
+  const chunks: Uint8Array[] = []
+  let bytes = 0
+  for await (const chunk of response.body) {
+    bytes += chunk.length
+    if (bytes > limit) {
+      await response.body.cancel().catch(() => {})
+      throw new ResponseTooLargeError(response.status, limit)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
 }

@@ -34,3 +34,10 @@ export interface Customer {
   organization_id?: string
   metadata_?: Record<string, unknown> | null
 }
+
+/** `GET /products/{slug}` (the fields the meter reads). */
+export interface Product {
+  id: string
+  slug: string
+  name?: string
+}

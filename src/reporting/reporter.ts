@@ -3,7 +3,8 @@ import { fullJitterMs } from '../enforcement/backoff.js'
 import { describe } from '../enforcement/enforcer.js'
 import type { PendingReport, UsageStore } from '../enforcement/store.js'
 import type { EventSink } from '../events.js'
-import type { Clock, Logger } from '../options.js'
+import type { Log } from '../log.js'
+import type { Clock } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
 
 export interface ReporterConfig {
@@ -14,7 +15,7 @@ export interface ReporterConfig {
   closeTimeoutMs: number
   delivery: 'at-least-once' | 'at-most-once'
   clock: Clock
-  logger: Logger
+  log: Log
   emit: EventSink | undefined
 }
 
@@ -60,8 +61,6 @@ export interface CloseResult {
   undelivered: PendingReport[]
 }
 
-const CLOSE_RETRY_DELAY_MS = 250
-
 /**
  * A pause, cut short when `wake` aborts. Unless `keepAlive`, it never keeps the process alive on
  * its own: close() is what saves usage at exit.
@@ -94,6 +93,8 @@ export class Reporter {
   #closed = false
   /** Aborted by flush() and close(): a paced pass sends the rest at once. */
   #wake = new AbortController()
+  /** When each key that failed in the last pass may be retried. */
+  #retryAts: number[] = []
   readonly #stats: DeliveryStats = {
     reports: 0,
     reportedUnits: 0,
@@ -142,19 +143,27 @@ export class Reporter {
     clearInterval(this.#timer)
     this.#hurry()
     const refused: PendingReport[] = []
+    // When each key that failed during close() may be tried again: its backoff or Retry-After,
+    // as in background flushes. The first pass sends everything at once.
+    let waiting: number[] = []
+    let dueBy: number | undefined
     for (;;) {
-      const result = await this.#enqueue(false)
+      const result = await this.#enqueue(false, dueBy)
       refused.push(...result.rejected)
-      if (result.retainedUnits === 0) break
-      if (performance.now() + CLOSE_RETRY_DELAY_MS >= deadline) break
-      await sleep(CLOSE_RETRY_DELAY_MS, undefined, true)
+      waiting = [...waiting.filter((at) => dueBy !== undefined && at > dueBy), ...this.#retryAts]
+      if (waiting.length === 0 || (await this.#config.store.pendingUnits()) === 0) break
+      const retryAt = Math.min(...waiting)
+      const waitMs = Math.max(0, retryAt - this.#config.clock.now())
+      if (performance.now() + waitMs >= deadline) break
+      await sleep(waitMs, undefined, true)
+      dueBy = retryAt
     }
     const left = await this.#config.store.takePending()
     for (const report of left) await this.#config.store.discard(report)
     const undelivered = [...left, ...refused]
     if (undelivered.length > 0) {
       const units = undelivered.reduce((sum, report) => sum + report.usage, 0)
-      this.#config.logger.error?.(`close(): ${units} usage units could not be reported`, { undelivered })
+      this.#config.log.error(`close(): ${units} usage units could not be reported`, { undelivered })
       for (const report of left) this.#config.emit?.({ type: 'drop', report, reason: 'undelivered' })
     }
     return { undelivered }
@@ -169,9 +178,9 @@ export class Reporter {
     this.#wake = new AbortController()
   }
 
-  #enqueue(paced: boolean): Promise<FlushResult> {
+  #enqueue(paced: boolean, dueBy?: number): Promise<FlushResult> {
     this.#queued++
-    const pass = this.#tail.then(() => this.#send(paced)).finally(() => this.#queued--)
+    const pass = this.#tail.then(() => this.#send(paced, dueBy)).finally(() => this.#queued--)
     this.#tail = pass.catch(() => {})
     return pass
   }
@@ -180,9 +189,10 @@ export class Reporter {
    * One pass over pending usage. A background pass spreads its POSTs over the flush interval
    * instead of bursting them, so that a thousand keys do not stall the app's requests at once.
    */
-  async #send(paced: boolean): Promise<FlushResult> {
+  async #send(paced: boolean, dueBy = paced ? this.#config.clock.now() : undefined): Promise<FlushResult> {
     // A background pass leaves keys alone while they wait out a retry backoff; flush() does not.
-    const reports = await this.#config.store.takePending(paced ? this.#config.clock.now() : undefined)
+    const reports = await this.#config.store.takePending(dueBy)
+    this.#retryAts = []
     const result: FlushResult = {
       reports: 0,
       units: 0,
@@ -191,6 +201,7 @@ export class Reporter {
       rejected: [],
       possiblyLostUnits: 0,
     }
+    const failures: PassFailures = { keys: 0, firstError: undefined }
     const spacingMs = paced ? this.#config.flushIntervalMs / Math.max(reports.length, 1) : 0
     const wake = this.#wake.signal
     const startedAt = performance.now()
@@ -200,28 +211,56 @@ export class Reporter {
         const index = next++
         const waitMs = startedAt + index * spacingMs - performance.now()
         if (waitMs >= 1 && !wake.aborted) await sleep(waitMs, wake)
-        await this.#deliver(reports[index]!, result)
+        await this.#deliver(reports[index]!, result, failures)
       }
     }
     const workers = Math.min(this.#config.maxConcurrency, reports.length)
     await Promise.all(Array.from({ length: workers }, worker))
     if (reports.length > 0) {
-      const { rejected: _rejected, ...counts } = result
-      this.#config.logger.debug?.('usage flushed', counts)
+      const { rejected, ...counts } = result
+      this.#summarize(counts, failures, rejected.slice(0, 10))
       this.#config.emit?.({ type: 'flush', result: counts })
     }
     return result
   }
 
-  async #deliver(report: PendingReport, result: FlushResult): Promise<void> {
-    const { store, client, clock, logger } = this.#config
+  /** One line per pass, however many keys failed: an outage must not flood the logs. */
+  #summarize(counts: Omit<FlushResult, 'rejected'>, failures: PassFailures, rejected: PendingReport[]): void {
+    const { log } = this.#config
+    if (failures.keys === 0) return log.debug('usage flushed', counts)
+    const retryInMs =
+      this.#retryAts.length === 0 ? undefined : Math.max(0, Math.min(...this.#retryAts) - this.#config.clock.now())
+    const fields = { ...counts, failedKeys: failures.keys, error: failures.firstError, retryInMs, rejected }
+    if (counts.rejectedUnits > 0 || counts.possiblyLostUnits > 0) {
+      log.error(
+        `reporting usage: ${failures.keys} of ${counts.reports + failures.keys} reports failed; ` +
+          `${counts.rejectedUnits} units refused by Planship and dropped, ` +
+          `${counts.possiblyLostUnits} possibly lost (at most once), ${counts.retainedUnits} pending for a retry`,
+        fields,
+      )
+    } else {
+      log.warn(
+        `reporting usage: ${failures.keys} of ${counts.reports + failures.keys} reports failed; ` +
+          `${counts.retainedUnits} units stay pending and are retried`,
+        fields,
+      )
+    }
+  }
+
+  async #deliver(report: PendingReport, result: FlushResult, failures: PassFailures): Promise<void> {
+    const { store, client, clock, log } = this.#config
     const stats = this.#stats
+    report.sentAt = clock.now()
     try {
       await client.reportUsage(report.customerId, report.meteringId, report.usage, report.bucket)
     } catch (error) {
-      if (!answeredOk(error)) return this.#failed(report, error, result)
+      if (!answeredOk(error)) {
+        failures.keys++
+        failures.firstError ??= describe(error)
+        return this.#failed(report, error, result)
+      }
       // A 2xx whose body is not a MeteringRecord: Planship applied the usage all the same.
-      logger.warn?.('Planship acknowledged a usage report with an unexpected body', { ...report })
+      log.throttled('warn', 'odd-ack', 'Planship acknowledged a usage report with an unexpected body')
     }
     await store.acknowledge(report, clock.now())
     result.reports++
@@ -231,7 +270,7 @@ export class Reporter {
   }
 
   async #failed(report: PendingReport, error: unknown, result: FlushResult): Promise<void> {
-    const { store, clock, logger, delivery } = this.#config
+    const { store, clock, delivery } = this.#config
     const stats = this.#stats
     const fields = { ...report, error: describe(error) }
     if (!isRetriable(error)) {
@@ -239,7 +278,6 @@ export class Reporter {
       result.rejectedUnits += report.usage
       result.rejected.push(report)
       stats.rejectedUnits += report.usage
-      logger.error?.('Planship rejected a usage report; it is not retried', fields)
       this.#config.emit?.({ type: 'drop', report, reason: 'rejected', error: fields.error })
       return
     }
@@ -248,7 +286,6 @@ export class Reporter {
         await store.discard(report)
         result.possiblyLostUnits += report.usage
         stats.possiblyLostUnits += report.usage
-        logger.warn?.('a usage report may not have been applied; at most once, it is not sent again', fields)
         this.#config.emit?.({ type: 'drop', report, reason: 'possibly-lost', error: fields.error })
         return
       }
@@ -260,7 +297,7 @@ export class Reporter {
     await store.restore(report, retryAt)
     result.retainedUnits += report.usage
     stats.retries++
-    logger.warn?.('reporting usage failed; it stays pending and is retried', fields)
+    this.#retryAts.push(retryAt)
     this.#config.emit?.({ type: 'retry', report, error: fields.error, retryAt })
   }
 
@@ -268,6 +305,12 @@ export class Reporter {
   stats(): DeliveryStats {
     return { ...this.#stats }
   }
+}
+
+/** Failed reports of one pass, summed up for its one log line. */
+interface PassFailures {
+  keys: number
+  firstError: string | undefined
 }
 
 /** A report call that failed only because the 2xx answer could not be read as a record. */

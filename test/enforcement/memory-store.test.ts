@@ -123,7 +123,10 @@ describe('MemoryUsageStore', () => {
     admit('busy') // stays pending: never forgotten
     for (const customer of ['a', 'b', 'c', 'd']) admit(customer)
     for (const report of store.takePending()) if (report.customerId !== 'busy') store.acknowledge(report, clock.now())
-    for (const customer of ['e', 'f', 'g']) admit(customer)
+    admit('e')
+    assert.ok(store.size >= 6, 'usage acknowledged within the aggregation lag still counts: kept')
+    clock.advance(5_001)
+    for (const customer of ['f', 'g']) admit(customer)
     assert.ok(store.size <= 3 + 1, `${store.size} customers kept`)
     assert.equal(store.pendingUnits(), 4, 'busy + e, f, g are still to be sent')
   })

@@ -16,6 +16,7 @@ describe('PlanshipClient', () => {
       clientSecret: emu.clientSecret,
       clientAuth: 'basic-raw',
       timeoutMs: 2_000,
+      maxResponseBytes: 1_048_576,
       fetch: undefined,
       maxSockets: 8,
       clock: Date,

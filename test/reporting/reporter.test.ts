@@ -82,7 +82,10 @@ describe('usage reporting', () => {
     assert.equal(result.rejectedUnits, 1)
     assert.equal(result.rejected[0]?.customerId, 'ghost@example.com')
     assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 1)
-    assert.ok(h.logger.lines.some((line) => line.startsWith('error Planship rejected a usage report')))
+    // One line for the pass, naming the refused report.
+    const lines = h.logger.lines.filter((line) => line.startsWith('error reporting usage: 1 of 2 reports failed'))
+    assert.equal(lines.length, 1)
+    assert.match(lines[0]!, /ghost@example\.com/)
     await meter.close()
   })
 
