@@ -31,6 +31,12 @@ export interface Meter {
    * usage that could not be delivered, so the app can persist it.
    */
   close(): Promise<CloseResult>
+  /**
+   * For start-up and health checks: gets a token and reads the product. Rejects with a
+   * `PlanshipMeterError` saying what is wrong: `PLANSHIP_AUTH_FAILED` (credentials),
+   * `PLANSHIP_PRODUCT_NOT_FOUND` (`productSlug`), `PLANSHIP_UNREACHABLE` or `PLANSHIP_TIMEOUT`.
+   */
+  check(): Promise<void>
   /** Upstream calls made so far, by kind. */
   planshipCalls(): PlanshipCallCounts
   /** Delivery totals so far: reports, retries, units possibly duplicated or lost, refused. */
@@ -93,6 +99,9 @@ export function createMeter(options: MeterOptions): Meter {
         client.close()
         return result
       })()),
+    check: async () => {
+      await client.getProduct()
+    },
     planshipCalls: () => client.callCounts(),
     deliveryStats: () => ({ ...reporter.stats(), backlogRefusals: enforcer.backlogRefusals }),
   }
