@@ -142,6 +142,7 @@ export class Enforcer {
     request: ConsumeRequest,
     entitlements: Cached<Entitlements>,
     levers: string[],
+    anyUsage = false,
   ): MaybePromise<ConsumeDecision> {
     const snapshot = entitlements.snapshot
     const limits: LeverLimit[] = []
@@ -151,9 +152,12 @@ export class Enforcer {
       if (remaining === INVALID) return this.#invalidEntitlement(request, lever)
       if (remaining === null) {
         // A bucket Planship has not seen yet has the whole allowance: what a seen bucket has left
-        // plus what it used. That needs the usage snapshot, once per cache period.
+        // plus what it used. That needs usage read no earlier than the entitlements (an older
+        // reading would miss usage they count), once per cache period.
         const usage = this.#usage.peek(usageKey(request.customerId, request.meteringId))
-        if (usage === undefined) return this.#withUsage(request, entitlements, levers)
+        if (usage === undefined || (!anyUsage && usage.snapshot.fetchedAt < snapshot.fetchedAt)) {
+          return this.#withUsage(request, entitlements, levers, usage !== undefined)
+        }
         remaining = fullBucketAllowance(value as Record<string, number>, usage.snapshot.value[lever])
       }
       if (remaining === undefined) continue
@@ -179,13 +183,15 @@ export class Enforcer {
     request: ConsumeRequest,
     entitlements: Cached<Entitlements>,
     levers: string[],
+    hasOlderUsage: boolean,
   ): Promise<ConsumeDecision> {
     try {
-      await this.#usage.get(usageKey(request.customerId, request.meteringId))
+      await this.#usage.refresh(usageKey(request.customerId, request.meteringId))
     } catch (error) {
-      return this.#withoutData(request, error)
+      // An older reading still gives an allowance (a smaller one at worst); none leaves failMode.
+      if (!hasOlderUsage) return this.#withoutData(request, error)
     }
-    return this.#reserve(request, entitlements, levers)
+    return this.#reserve(request, entitlements, levers, true)
   }
 
   #decided(request: ConsumeRequest, entitlements: Cached<Entitlements>, result: ReserveResult): ConsumeDecision {

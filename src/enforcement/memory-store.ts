@@ -226,13 +226,18 @@ export class MemoryUsageStore implements UsageStore {
     }
     if (request.snapshotAt <= view.snapshotAt) return view
     const absorbed = view.remaining - limit.remaining
-    // A rise means a new period or a rolling window moving on: nothing can be matched, and what
-    // we acknowledged keeps counting until the aggregation lag has passed (never less than real).
-    view.credit = absorbed > 0 ? view.credit + absorbed : 0
     view.snapshotAt = request.snapshotAt
     view.receivedAt = receivedAt
     view.remaining = limit.remaining
-    absorb(customer, view, limit, request.bucket, view.snapshotAt - this.#config.aggregationLagMs)
+    const visibleBefore = view.snapshotAt - this.#config.aggregationLagMs
+    if (absorbed >= 0) {
+      view.credit += absorbed
+      absorb(customer, view, limit, request.bucket, visibleBefore)
+    } else {
+      // A rise: a new period, a rolling window moving on, or usage Planship no longer counts. Our
+      // most recent absorbed units count again (within the lag): never fewer than are real.
+      unabsorb(customer, view, limit, request.bucket, -absorbed, visibleBefore)
+    }
     return view
   }
 
@@ -359,6 +364,34 @@ function absorb(
       inFlight += cell.sending
   }
   view.credit = Math.min(view.credit, inFlight)
+}
+
+/** Takes back up to `units` absorbed units, newest first, down to those older than the lag. */
+function unabsorb(
+  customer: CustomerState,
+  view: View,
+  limit: LeverLimit,
+  bucket: string | undefined,
+  units: number,
+  visibleBefore: number,
+): void {
+  let rise = units
+  const fromCredit = Math.min(view.credit, rise)
+  view.credit -= fromCredit
+  rise -= fromCredit
+  const fromPartial = Math.min(view.partial, rise)
+  view.partial -= fromPartial
+  rise -= fromPartial
+  const acked = customer.acked
+  for (let i = cursorIndex(customer, view) - 1; i >= 0 && rise > 0; i--) {
+    const record = acked[i]!
+    if (!feeds(limit, record.meteringId, record.bucket, bucket)) continue
+    if (record.at <= visibleBefore) break
+    const back = Math.min(record.units, rise)
+    rise -= back
+    view.cursor = record.seq
+    view.partial = record.units - back
+  }
 }
 
 /** Units this process consumed that the view's snapshot does not contain. */
