@@ -61,6 +61,9 @@ export interface CloseResult {
   undelivered: PendingReport[]
 }
 
+/** During close(), keys due this close together are retried in one pass. */
+const COALESCE_MS = 100
+
 /**
  * A pause, cut short when `wake` aborts. Unless `keepAlive`, it never keeps the process alive on
  * its own: close() is what saves usage at exit.
@@ -156,7 +159,8 @@ export class Reporter {
       const waitMs = Math.max(0, retryAt - this.#config.clock.now())
       if (performance.now() + waitMs >= deadline) break
       await sleep(waitMs, undefined, true)
-      dueBy = retryAt
+      // Keys due within a moment of each other go out in one pass (one log line, not one each).
+      dueBy = retryAt + COALESCE_MS
     }
     const left = await this.#config.store.takePending()
     for (const report of left) await this.#config.store.discard(report)

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import Koa from 'koa'
+import request from 'supertest'
+import { createMeter, type Meter, type MeterEvent, PlanshipMeterError, type PlanshipState } from '../../src/index.js'
+import { type Harness, manualClock, startHarness } from '../helpers/harness.js'
+
+function consuming(meter: Meter, meteringId = 'api-call') {
+  const koa = new Koa<PlanshipState>()
+  koa.silent = true
+  koa.use(meter.consume(meteringId))
+  koa.use((ctx) => {
+    ctx.body = 'ok'
+  })
+  return (customerId = 'pro-customer') => request(koa.callback()).post('/').set('x-customer-id', customerId)
+}
+
+describe('misconfiguration is loud, once', () => {
+  let h: Harness
+  beforeEach(async () => {
+    h = await startHarness()
+  })
+  afterEach(() => h.close())
+
+  it('a product slug Planship does not know is a configuration error, not an unknown customer', async () => {
+    const meter = createMeter({ ...h.options, productSlug: 'acme-apj', failMode: 'closed' })
+    const call = consuming(meter)
+    const res = await call().expect(503)
+    assert.equal(res.body.error.code, 'planship_unavailable')
+    await call('free-customer').expect(503)
+    const lines = h.logger.lines.filter((line) => line.includes('PLANSHIP_PRODUCT_NOT_FOUND'))
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0]!, /^error .*check the productSlug option/)
+    await assert.rejects(meter.check(), { code: 'PLANSHIP_PRODUCT_NOT_FOUND' })
+    await meter.close()
+  })
+
+  it('check() passes with good settings and names what is wrong otherwise, never the secret', async () => {
+    await h.meter.check()
+    const badSecret = createMeter({ ...h.options, planship: { ...h.options.planship, clientSecret: 'hunter2-wrong' } })
+    const authError = await badSecret.check().catch((e: unknown) => e)
+    assert.ok(authError instanceof PlanshipMeterError)
+    assert.equal(authError.code, 'PLANSHIP_AUTH_FAILED')
+    assert.doesNotMatch(String(authError.message), /hunter2/)
+    const port = Number(new URL(h.emu.url).port)
+    const emu = h.emu
+    await emu.close()
+    const fresh = createMeter(h.options) // no pooled connection: the next one is refused
+    const unreachable = await fresh.check().catch((e: unknown) => e)
+    assert.ok(unreachable instanceof PlanshipMeterError)
+    assert.equal(unreachable.code, 'PLANSHIP_UNREACHABLE')
+    assert.match(unreachable.message, new RegExp(`ECONNREFUSED 127\\.0\\.0\\.1:${port}`))
+    h.emu = await (await import('../../src/emulator/index.js')).startEmulator({ port })
+    await Promise.all([badSecret.close(), fresh.close()])
+  })
+
+  it('a metering id that feeds no lever is logged at error level once per id, and emitted', async () => {
+    const events: MeterEvent[] = []
+    const meter = createMeter({ ...h.options, onEvent: (event) => events.push(event) })
+    const call = consuming(meter, 'api-cal')
+    for (let i = 0; i < 3; i++) await call().expect(200)
+    await call('free-customer').expect(200)
+    const lines = h.logger.lines.filter((line) => line.includes('"api-cal" feeds no lever'))
+    assert.equal(lines.length, 1)
+    assert.match(lines[0]!, /^error /)
+    const misconfigured = events.filter((event) => event.type === 'misconfiguration')
+    assert.deepEqual(
+      misconfigured.map((event) => event.type === 'misconfiguration' && event.meteringId),
+      ['api-cal'],
+    )
+    await meter.close()
+  })
+
+  it('requireFeature failing open logs and emits, as consume does', async () => {
+    const events: MeterEvent[] = []
+    const meter = createMeter({ ...h.options, failMode: 'open', onEvent: (event) => events.push(event) })
+    const koa = new Koa<PlanshipState>()
+    koa.use(meter.requireFeature('csv-export'))
+    koa.use((ctx) => {
+      ctx.body = 'ok'
+    })
+    h.emu.setDown(true)
+    await request(koa.callback()).get('/').set('x-customer-id', 'free-customer').expect(200)
+    h.emu.setDown(false)
+    assert.ok(h.logger.lines.some((line) => line.startsWith('warn no usable Planship data; failing open')))
+    assert.ok(events.some((event) => event.type === 'error' && event.message.includes('failing open')))
+    await meter.close()
+  })
+
+  it('repeated warnings are written once per interval, with the count of those left out', async () => {
+    const clock = manualClock()
+    const meter = createMeter({ ...h.options, clock, failMode: 'open' })
+    const call = consuming(meter)
+    h.emu.setDown(true)
+    for (let i = 0; i < 5; i++) await call(`ghost-${i}`).expect(200)
+    const failing = () => h.logger.lines.filter((line) => line.startsWith('warn no usable Planship data'))
+    assert.equal(failing().length, 1)
+    clock.advance(61_000)
+    await call('ghost-late').expect(200)
+    assert.equal(failing().length, 2)
+    assert.match(failing()[1]!, /"repeated":4/)
+    h.emu.setDown(false)
+    await meter.close()
+  })
+
+  it('a throwing identify is logged with its own message', async () => {
+    const meter = createMeter({
+      ...h.options,
+      identify: () => {
+        throw new Error('session store timed out')
+      },
+    })
+    await consuming(meter)().expect(500)
+    assert.ok(h.logger.lines.some((line) => line.includes('the identify option threw: session store timed out')))
+    await meter.close()
+  })
+})
