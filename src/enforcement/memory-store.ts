@@ -144,10 +144,12 @@ export class MemoryUsageStore implements UsageStore {
     this.#dropIfEmpty(cell)
   }
 
-  takePending(dueBy?: number): PendingReport[] {
+  takePending(dueBy?: number, limit = Infinity): PendingReport[] {
     const now = this.#config.clock.now()
     const reports: PendingReport[] = []
+    // Cells are in the order they became pending: the longest waiting go first.
     for (const cell of this.#pendingCells) {
+      if (reports.length >= limit) break
       if (dueBy !== undefined && cell.retryAt > dueBy) continue
       reports.push({ ...cell.key, usage: cell.pending, failures: cell.failures })
       if (cell.sending === 0) cell.sendingSince = now

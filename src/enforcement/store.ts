@@ -20,9 +20,10 @@ export interface UsageStore {
   commit(reservation: Reservation, usage: number): MaybePromise<void>
   /**
    * Takes pending usage, one report per key, and marks it as being sent: every key, or with
-   * `dueBy` only those not waiting out a retry backoff at that clock time.
+   * `dueBy` only those not waiting out a retry backoff at that clock time; with `limit`, at most
+   * that many keys, those waiting longest first.
    */
-  takePending(dueBy?: number): MaybePromise<PendingReport[]>
+  takePending(dueBy?: number, limit?: number): MaybePromise<PendingReport[]>
   /** Planship acknowledged `report` at clock time `at`. */
   acknowledge(report: PendingReport, at: number): MaybePromise<void>
   /**

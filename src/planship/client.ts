@@ -4,7 +4,7 @@ import { pathSegmentProblem } from './ids.js'
 import { TokenSource } from './token.js'
 import {
   fetchTransport,
-  nodeTransport,
+  poolTransport,
   ResponseTooLargeError,
   type Transport,
   type TransportResponse,
@@ -20,7 +20,7 @@ export interface PlanshipClientConfig {
   timeoutMs: number
   /** Most bytes of an answer's body read; a larger answer is an error. */
   maxResponseBytes: number
-  /** A user-supplied fetch; node:http with a keep-alive pool when absent. */
+  /** A user-supplied fetch; undici's keep-alive pool when absent. */
   fetch: typeof fetch | undefined
   /** Most connections to Planship at once (default transport). */
   maxSockets: number
@@ -50,6 +50,7 @@ export class PlanshipClient {
   readonly #config: PlanshipClientConfig
   readonly #tokens: TokenSource
   readonly #transport: Transport
+  #headersFor: { token: string; read: Record<string, string>; write: Record<string, string> } | undefined
   readonly #counts: Omit<PlanshipCallCounts, 'token'> = {
     entitlements: 0,
     leverUsage: 0,
@@ -63,7 +64,10 @@ export class PlanshipClient {
     // Paths are appended to the base URL, which users write with or without a trailing slash.
     this.#config = { ...config, baseUrl: config.baseUrl.replace(/\/+$/, '') }
     this.#tokens = new TokenSource({ ...this.#config, fetch: config.fetch ?? globalThis.fetch })
-    this.#transport = config.fetch === undefined ? nodeTransport(config.maxSockets) : fetchTransport(config.fetch)
+    this.#transport =
+      config.fetch === undefined
+        ? poolTransport(this.#config.baseUrl, config.maxSockets)
+        : fetchTransport(this.#config.baseUrl, config.fetch)
   }
 
   callCounts(): PlanshipCallCounts {
@@ -161,13 +165,11 @@ export class PlanshipClient {
   }
 
   async #send(method: string, path: string, body: unknown, token: string): Promise<TransportResponse> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' }
-    if (body !== undefined) headers['content-type'] = 'application/json'
     try {
       return await this.#transport.send({
         method,
-        url: this.#config.baseUrl + path,
-        headers,
+        path,
+        headers: this.#headers(token, body !== undefined),
         body: body === undefined ? undefined : JSON.stringify(body),
         timeoutMs: this.#config.timeoutMs,
         maxResponseBytes: this.#config.maxResponseBytes,
@@ -175,6 +177,15 @@ export class PlanshipClient {
     } catch (error) {
       throw transportError(error, method, path, this.#config.baseUrl)
     }
+  }
+
+  /** Request headers, built once per token rather than once per call. */
+  #headers(token: string, withBody: boolean): Record<string, string> {
+    if (this.#headersFor?.token !== token) {
+      const read = { authorization: `Bearer ${token}`, accept: 'application/json' }
+      this.#headersFor = { token, read, write: { ...read, 'content-type': 'application/json' } }
+    }
+    return withBody ? this.#headersFor.write : this.#headersFor.read
   }
 
   /** Frees pooled connections; later calls open new ones. */
@@ -192,7 +203,12 @@ function transportError(error: unknown, method: string, path: string, baseUrl: s
     )
   }
   const name = error instanceof Error ? error.name : undefined
-  const timedOut = name === 'TimeoutError' || name === 'AbortError'
+  const code = (error as { code?: unknown } | null)?.code
+  const timedOut =
+    name === 'TimeoutError' ||
+    name === 'AbortError' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT'
   return timedOut
     ? new PlanshipMeterError('PLANSHIP_TIMEOUT', `Planship did not answer ${method} ${path} in time`, { cause: error })
     : new PlanshipMeterError(

@@ -12,6 +12,7 @@ export interface ReporterConfig {
   store: UsageStore
   flushIntervalMs: number
   maxConcurrency: number
+  maxPostsPerSecond: number
   closeTimeoutMs: number
   delivery: 'at-least-once' | 'at-most-once'
   clock: Clock
@@ -195,7 +196,12 @@ export class Reporter {
    */
   async #send(paced: boolean, dueBy = paced ? this.#config.clock.now() : undefined): Promise<FlushResult> {
     // A background pass leaves keys alone while they wait out a retry backoff; flush() does not.
-    const reports = await this.#config.store.takePending(dueBy)
+    // The report budget: a background pass sends at most an interval's share of it, so the POST
+    // rate stays bounded however many keys are active; a key left out merges more usage meanwhile.
+    const budget = paced
+      ? Math.max(1, Math.floor((this.#config.maxPostsPerSecond * this.#config.flushIntervalMs) / 1000))
+      : undefined
+    const reports = await this.#config.store.takePending(dueBy, budget)
     this.#retryAts = []
     const result: FlushResult = {
       reports: 0,
