@@ -40,7 +40,8 @@ export interface RefreshingCacheConfig<V> {
  * how long a stale value may be served after failed refreshes.
  */
 export class RefreshingCache<V> {
-  readonly #lru: LRUCache<string, Snapshot<V>>
+  /** Each snapshot with its two possible answers, built once: a warm lookup allocates nothing. */
+  readonly #lru: LRUCache<string, { fresh: Cached<V>; stale: Cached<V> }>
   readonly #inflight = new Map<string, Promise<Snapshot<V>>>()
   /** Recent load failures: a failing key is tried once per backoff (growing), not per request. */
   readonly #failures: LRUCache<string, { retryAt: number; count: number; error: unknown }>
@@ -57,16 +58,16 @@ export class RefreshingCache<V> {
    * snapshot starts a background refresh.
    */
   peek(key: string): Cached<V> | undefined {
-    const snapshot = this.#lru.get(key)
-    if (snapshot === undefined) return undefined
+    const entry = this.#lru.get(key)
+    if (entry === undefined) return undefined
     const now = this.#config.clock.now()
-    const age = now - snapshot.fetchedAt
-    if (age < this.#config.ttlMs) return { snapshot, freshness: 'fresh' }
+    const age = now - entry.fresh.snapshot.fetchedAt
+    if (age < this.#config.ttlMs) return entry.fresh
     if (age >= this.#config.ttlMs + this.#config.maxStaleMs) return undefined
     if (!this.#inflight.has(key) && !this.#backingOff(key, now) && this.#config.breaker.closed()) {
       this.#refresh(key).catch((error: unknown) => this.#config.onRefreshError(key, error))
     }
-    return { snapshot, freshness: 'stale' }
+    return entry.stale
   }
 
   /** The usable snapshot for `key`, loading it when there is none. Rejects when loading fails. */
@@ -91,7 +92,7 @@ export class RefreshingCache<V> {
       .then(
         (value) => {
           const snapshot = { value, fetchedAt, receivedAt: this.#config.clock.now() }
-          this.#lru.set(key, snapshot)
+          this.#lru.set(key, { fresh: { snapshot, freshness: 'fresh' }, stale: { snapshot, freshness: 'stale' } })
           this.#failures.delete(key)
           this.#config.breaker.success()
           return snapshot

@@ -58,6 +58,12 @@ export interface ConsumeRequest {
   failMode?: 'open' | 'closed' | undefined
 }
 
+interface PlannedLimits {
+  levers: string[]
+  catalog: number
+  limits: readonly LeverLimit[]
+}
+
 /** How often the product-level map of metering ids to levers is re-learned. */
 const CATALOG_TTL_MS = 600_000
 
@@ -78,6 +84,10 @@ export class Enforcer {
   #open = 0
   #drained: (() => void) | undefined
   #stopped = false
+  /** Limits computed per entitlements snapshot, by metering id and bucket. */
+  readonly #plans = new WeakMap<Snapshot<Entitlements>, Map<string, PlannedLimits>>()
+  /** Grows whenever what metering ids feed is learned again: planned limits are recomputed. */
+  #catalog = 0
   /** Metering ids already reported as feeding no lever (logged once each). */
   readonly #unknownMeteringIds = new Set<string>()
   /** Requests refused because `reporting.maxPendingKeys` keys were waiting for delivery. */
@@ -145,25 +155,8 @@ export class Enforcer {
     anyUsage = false,
   ): MaybePromise<ConsumeDecision> {
     const snapshot = entitlements.snapshot
-    const limits: LeverLimit[] = []
-    for (const lever of levers) {
-      const value = snapshot.value[lever]
-      let remaining = meteredRemaining(value, request.bucket)
-      if (remaining === INVALID) return this.#invalidEntitlement(request, lever)
-      if (remaining === null) {
-        // A bucket Planship has not seen yet has the whole allowance: what a seen bucket has left
-        // plus what it used. That needs usage read no earlier than the entitlements (an older
-        // reading would miss usage they count), once per cache period.
-        const usage = this.#usage.peek(usageKey(request.customerId, request.meteringId))
-        if (usage === undefined || (!anyUsage && usage.snapshot.fetchedAt < snapshot.fetchedAt)) {
-          return this.#withUsage(request, entitlements, levers, usage !== undefined)
-        }
-        remaining = fullBucketAllowance(value as Record<string, number>, usage.snapshot.value[lever])
-      }
-      if (remaining === undefined) continue
-      const meteringIds = this.#meteringIdsByLever.get(lever) ?? [request.meteringId]
-      limits.push({ lever, remaining, meteringIds, perBucket: isPerBucket(value) })
-    }
+    const limits = this.#limits(request, entitlements, levers, anyUsage)
+    if (limits instanceof Promise) return limits
     const reserveRequest: ReserveRequest = {
       customerId: request.customerId,
       meteringId: request.meteringId,
@@ -177,6 +170,51 @@ export class Enforcer {
     return isPromiseLike(result)
       ? Promise.resolve(result).then((settled) => this.#decided(request, entitlements, settled))
       : this.#decided(request, entitlements, result)
+  }
+
+  /**
+   * The limits a request checks: one per lever the metering id feeds, from the snapshot. They
+   * are the same for every request of the customer until the snapshot or the catalog changes,
+   * so they are computed once per snapshot, metering id and bucket.
+   */
+  #limits(
+    request: ConsumeRequest,
+    entitlements: Cached<Entitlements>,
+    levers: string[],
+    anyUsage: boolean,
+  ): readonly LeverLimit[] | Promise<ConsumeDecision> {
+    const snapshot = entitlements.snapshot
+    const planKey = request.bucket === undefined ? request.meteringId : `${request.meteringId}\u0000${request.bucket}`
+    let plans = this.#plans.get(snapshot)
+    const planned = plans?.get(planKey)
+    if (planned !== undefined && planned.levers === levers && planned.catalog === this.#catalog) return planned.limits
+    const limits: LeverLimit[] = []
+    let fromUsage = false
+    for (const lever of levers) {
+      const value = snapshot.value[lever]
+      let remaining = meteredRemaining(value, request.bucket)
+      if (remaining === INVALID) return this.#invalidEntitlement(request, lever)
+      if (remaining === null) {
+        // A bucket Planship has not seen yet has the whole allowance: what a seen bucket has left
+        // plus what it used. That needs usage read no earlier than the entitlements (an older
+        // reading would miss usage they count), once per cache period.
+        const usage = this.#usage.peek(usageKey(request.customerId, request.meteringId))
+        if (usage === undefined || (!anyUsage && usage.snapshot.fetchedAt < snapshot.fetchedAt)) {
+          return this.#withUsage(request, entitlements, levers, usage !== undefined)
+        }
+        remaining = fullBucketAllowance(value as Record<string, number>, usage.snapshot.value[lever])
+        fromUsage = true
+      }
+      if (remaining === undefined) continue
+      const meteringIds = this.#meteringIdsByLever.get(lever) ?? [request.meteringId]
+      limits.push({ lever, remaining, meteringIds, perBucket: isPerBucket(value) })
+    }
+    // An unseen bucket's allowance also depends on the usage snapshot: not kept.
+    if (!fromUsage) {
+      if (plans === undefined) this.#plans.set(snapshot, (plans = new Map()))
+      plans.set(planKey, { levers, catalog: this.#catalog, limits })
+    }
+    return limits
   }
 
   async #withUsage(
@@ -360,6 +398,7 @@ export class Enforcer {
       this.#config.emit?.({ type: 'misconfiguration', problem: 'unknown-metering-id', message, meteringId })
     }
     this.#leversByMeteringId.set(meteringId, { levers, learnedAt: this.#config.clock.now() })
+    this.#catalog++
     for (const lever of levers) {
       const ids = this.#meteringIdsByLever.get(lever) ?? []
       if (!ids.includes(meteringId)) this.#meteringIdsByLever.set(lever, [...ids, meteringId])

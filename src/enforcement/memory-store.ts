@@ -30,6 +30,12 @@ export interface MemoryUsageStoreConfig {
 }
 
 const FORGET_SCAN = 16
+/** A customer's place in the forgetting order is refreshed at most this often (a Map move costs). */
+const TOUCH_INTERVAL_MS = 1_000
+
+/** The cell a reservation was taken from: settling it needs no lookup. */
+const CELL = Symbol('cell')
+type HeldReservation = Reservation & { [CELL]?: Cell }
 
 /** Local usage of one customer × metering id × bucket that Planship has not acknowledged. */
 interface Cell {
@@ -78,6 +84,10 @@ interface View {
 
 interface CustomerState {
   cells: Map<string, Cell>
+  /** The same cells, iterated on every decision without allocating an iterator. */
+  cellList: Cell[]
+  /** Clock time of the last move to the most-recently-active end of the map. */
+  touchedAt: number
   /** Oldest first. */
   acked: Acked[]
   nextSeq: number
@@ -100,9 +110,13 @@ export class MemoryUsageStore implements UsageStore {
   reserve(request: ReserveRequest): ReserveResult {
     let customer = this.#customers.get(request.customerId)
     if (customer !== undefined) {
-      // Most recently active last, so that the oldest are first in line to be forgotten.
-      this.#customers.delete(request.customerId)
-      this.#customers.set(request.customerId, customer)
+      const now = this.#config.clock.now()
+      if (now - customer.touchedAt >= TOUCH_INTERVAL_MS) {
+        // Most recently active last, so that the oldest are first in line to be forgotten.
+        customer.touchedAt = now
+        this.#customers.delete(request.customerId)
+        this.#customers.set(request.customerId, customer)
+      }
     } else if (request.limits.length > 0) {
       customer = this.#customer(request.customerId)
     }
@@ -112,7 +126,7 @@ export class MemoryUsageStore implements UsageStore {
       const left = view.remaining - localUsage(customer!, limit, request.bucket, view, this.#config.aggregationLagMs)
       // `left <= 0` also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
       if (left < request.cost || left <= 0) {
-        if (customer!.cells.size === 0 && customer!.acked.length === 0) this.#customers.delete(request.customerId)
+        if (customer!.cellList.length === 0 && customer!.acked.length === 0) this.#customers.delete(request.customerId)
         return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
       }
     }
@@ -123,17 +137,18 @@ export class MemoryUsageStore implements UsageStore {
     }
     cell.reserved += request.cost
     const { customerId, meteringId, bucket, cost } = request
-    return { ok: true, reservation: { customerId, meteringId, bucket, cost } }
+    const reservation: HeldReservation = { customerId, meteringId, bucket, cost, [CELL]: cell }
+    return { ok: true, reservation }
   }
 
   release(reservation: Reservation): void {
-    const cell = this.#cell(reservation)
+    const cell = this.#held(reservation)
     cell.reserved -= reservation.cost
     this.#dropIfEmpty(cell)
   }
 
   commit(reservation: Reservation, usage: number): void {
-    const cell = this.#cell(reservation)
+    const cell = this.#held(reservation)
     cell.reserved -= reservation.cost
     if (usage > 0) {
       if (cell.pending + cell.sending === 0) this.#unsentKeys++
@@ -243,18 +258,25 @@ export class MemoryUsageStore implements UsageStore {
     return view
   }
 
+  /** A reservation's cell: the one it was taken from (a reserved cell is never dropped). */
+  #held(reservation: Reservation): Cell {
+    return (reservation as HeldReservation)[CELL] ?? this.#cell(reservation)
+  }
+
   #customer(customerId: string): CustomerState {
     let customer = this.#customers.get(customerId)
     if (customer === undefined) {
       if (this.#customers.size >= this.#config.maxCustomers) this.#forgetOldest(this.#config.maxCustomers - 1)
-      customer = { cells: new Map(), acked: [], nextSeq: 0, views: new Map() }
+      const touchedAt = this.#config.clock.now()
+      customer = { cells: new Map(), cellList: [], touchedAt, acked: [], nextSeq: 0, views: new Map() }
       this.#customers.set(customerId, customer)
     }
     return customer
   }
 
   #cell(key: UsageKey): Cell {
-    const cells = this.#customer(key.customerId).cells
+    const customer = this.#customer(key.customerId)
+    const cells = customer.cells
     const id = cellId(key)
     let cell = cells.get(id)
     if (cell === undefined) {
@@ -268,6 +290,7 @@ export class MemoryUsageStore implements UsageStore {
         retryAt: 0,
       }
       cells.set(id, cell)
+      customer.cellList.push(cell)
     }
     return cell
   }
@@ -283,16 +306,16 @@ export class MemoryUsageStore implements UsageStore {
     for (const [customerId, customer] of this.#customers) {
       if (this.#customers.size <= keep || ++looked > FORGET_SCAN) return
       pruneAcked(customer, visibleBefore)
-      if (customer.cells.size === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
+      if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
     }
   }
 
   #dropIfEmpty(cell: Cell): void {
     if (cell.reserved !== 0 || cell.pending !== 0 || cell.sending !== 0) return
     const customer = this.#customers.get(cell.key.customerId)
-    if (customer === undefined) return
-    customer.cells.delete(cellId(cell.key))
-    if (customer.cells.size === 0 && customer.acked.length === 0) this.#customers.delete(cell.key.customerId)
+    if (customer === undefined || !customer.cells.delete(cellId(cell.key))) return
+    customer.cellList.splice(customer.cellList.indexOf(cell), 1)
+    if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(cell.key.customerId)
   }
 
   /** Forgets acknowledged usage that no usable snapshot can be missing any more. */
@@ -300,7 +323,7 @@ export class MemoryUsageStore implements UsageStore {
     const forgetBefore = this.#config.clock.now() - this.#config.aggregationLagMs - this.#config.maxSnapshotAgeMs
     for (const [customerId, customer] of this.#customers) {
       pruneAcked(customer, forgetBefore)
-      if (customer.cells.size === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
+      if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
     }
   }
 }
@@ -357,7 +380,7 @@ function absorb(
   view.cursor = acked[i]?.seq ?? customer.nextSeq
   // What is left over can only be reports of ours still in flight that Planship already applied.
   let inFlight = 0
-  for (const cell of customer.cells.values()) {
+  for (const cell of customer.cellList) {
     if (
       cell.sending > 0 &&
       cell.sendingSince < view.receivedAt &&
@@ -406,7 +429,7 @@ function localUsage(
 ): number {
   let units = 0
   let sentOrAcked = 0
-  for (const cell of customer.cells.values()) {
+  for (const cell of customer.cellList) {
     if (!feeds(limit, cell.key.meteringId, cell.key.bucket, bucket)) continue
     units += cell.reserved + cell.pending
     sentOrAcked += cell.sending
