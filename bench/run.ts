@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: bare Koa (A) vs planship-meter (B) vs the official SDK pattern (C), in one
- * run, each server in its own process, the emulator in another, load from this one.
+ * `npm run bench`: bare Koa (A), planship-meter (B), B with reporting off, koa-ratelimit (K) and
+ * the official SDK pattern (C), each server in its own process, the emulator in another, load
+ * from this one, in alternating rounds, reported as medians with their min–max.
  * `npm run bench -- --smoke` runs a few seconds of it, without thresholds (CI).
  */
 import { type ChildProcess, fork } from 'node:child_process'
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     /** Writes a CPU profile of each server process to bench/profiles/. */
     profile: { type: 'boolean', default: false },
     duration: { type: 'string' },
+    rounds: { type: 'string' },
     connections: { type: 'string' },
     'latency-ms': { type: 'string' },
     customers: { type: 'string' },
@@ -22,32 +24,53 @@ const { values } = parseArgs({
   },
 })
 const smoke = values.smoke === true
-const durationS = Number(values.duration ?? (smoke ? 2 : 10))
+const durationS = Number(values.duration ?? (smoke ? 2 : 8))
+const rounds = Number(values.rounds ?? (smoke ? 1 : 3))
 const connections = Number(values.connections ?? (smoke ? 8 : 32))
 const latencyMs = Number(values['latency-ms'] ?? 20)
 const customers = Number(values.customers ?? (smoke ? 50 : 1_000))
-const memoryCustomers = Number(values['memory-customers'] ?? (smoke ? 1_000 : 100_000))
+const memoryCustomers = Number(values['memory-customers'] ?? (smoke ? 2_000 : 1_000_000))
+/** RSS is read first after this many distinct customers, then after all of them. */
+const memoryCheckpoint = Math.min(10_000, memoryCustomers / 2)
 
 type Message = { type: string; [key: string]: unknown }
 
-function start(
-  script: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; ready: Message }> {
+interface Server {
+  child: ChildProcess
+  ready: Message
+  /** MB freed by garbage collections so far, from the server's `--trace-gc` lines. */
+  freedMb: () => number
+}
+
+/** Forks a bench process; servers run with `--trace-gc` so that allocation can be counted. */
+function start(script: string, args: string[], env: Record<string, string> = {}): Promise<Server> {
+  const isServer = script.includes('server')
   const child = fork(new URL(script, import.meta.url), args, {
     execArgv: [
       '--import',
       'tsx',
       '--expose-gc',
-      ...(values.profile === true && script.includes('server') ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : []),
+      ...(isServer ? ['--trace-gc'] : []),
+      ...(values.profile === true && isServer ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : []),
     ],
     env: { ...process.env, ...env },
+    stdio: isServer ? ['ignore', 'pipe', 'inherit', 'ipc'] : 'inherit',
+  })
+  let freed = 0
+  let partial = ''
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n')
+    partial = lines.pop() ?? ''
+    for (const line of lines) {
+      // e.g. "[123:0x…]  456 ms: Scavenge 12.3 (14.0) -> 11.2 (15.0) MB, …"
+      const gc = /(?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Sweep)\S*\s+([\d.]+) \([\d.]+\) -> ([\d.]+)/.exec(line)
+      if (gc !== null) freed += Math.max(0, Number(gc[1]) - Number(gc[2]))
+    }
   })
   return new Promise((resolve, reject) => {
     child.once('error', reject)
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
-    child.once('message', (ready: Message) => resolve({ child, ready }))
+    child.once('message', (ready: Message) => resolve({ child, ready, freedMb: () => freed }))
   })
 }
 
@@ -90,16 +113,14 @@ const kinds = {
   'report POST': ['reportUsage'],
 } as const
 
-interface Row {
-  mode: Mode
+interface Sample {
   rps: number
   p50: number
   p99: number
-  requests: number
-  /** Seconds over which the upstream calls were counted (the run and its last flush). */
-  windowS: number
   /** Server CPU time (user + system) per request, in µs: independent of the load generator's limits. */
-  cpuUsPerRequest: number
+  cpuUs: number
+  /** Bytes the server allocated per request (from its GC trace). */
+  bytes: number
   non2xx: number
   errors: number
   upstream: Record<keyof typeof kinds, number>
@@ -112,10 +133,12 @@ const emulator = await start('./emulator-process.ts', [], {
 })
 const target = emulator.ready as unknown as PlanshipTarget
 const counts = async () => (await ask(emulator.child, { type: 'counts' }))['counts'] as Record<string, number>
+const stats = async (server: Server, gc = false) => {
+  const reply = await ask(server.child, { type: 'stats', gc })
+  return { cpuUs: reply['cpuUs'] as number, heapUsed: reply['heapUsed'] as number, rss: reply['rss'] as number }
+}
 
-const rows: Row[] = []
-let memory: { before: number; after: number; heapAfter: number } | undefined
-for (const mode of ['bare', 'meter', 'official'] as Mode[]) {
+async function measure(mode: Mode): Promise<Sample> {
   const server = await start('./server-process.ts', [mode, JSON.stringify(target)])
   const port = server.ready['port'] as number
   // Warm up: every customer once (fills B's cache, C's token), then a second of load.
@@ -123,78 +146,116 @@ for (const mode of ['bare', 'meter', 'official'] as Mode[]) {
   await load(port, 'bench', customers, { durationS: 1 })
   await new Promise((resolve) => setTimeout(resolve, 1_200)) // let B's warm-up flush pass
   const before = await counts()
-  const cpuBefore = (await ask(server.child, { type: 'stats' }))['cpuUs'] as number
-  const windowStart = performance.now()
+  const statsBefore = await stats(server)
+  const freedBefore = server.freedMb()
   const result = await load(port, 'bench', customers, {})
   await new Promise((resolve) => setTimeout(resolve, 1_200)) // the run's last flush belongs to it
   const after = await counts()
-  const cpuAfter = (await ask(server.child, { type: 'stats' }))['cpuUs'] as number
-  const windowS = (performance.now() - windowStart) / 1000
+  const end = await stats(server)
+  const requests = result.requests.total
   const per1000 = (names: readonly string[]) =>
-    (names.reduce((sum, name) => sum + (after[name] ?? 0) - (before[name] ?? 0), 0) * 1000) / result.requests.total
-  rows.push({
-    mode,
+    (names.reduce((sum, name) => sum + (after[name] ?? 0) - (before[name] ?? 0), 0) * 1000) / requests
+  const allocated = (server.freedMb() - freedBefore) * 1024 * 1024 + (end.heapUsed - statsBefore.heapUsed)
+  await stop(server.child)
+  return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
-    requests: result.requests.total,
-    windowS,
-    cpuUsPerRequest: (cpuAfter - cpuBefore) / result.requests.total,
+    cpuUs: (end.cpuUs - statsBefore.cpuUs) / requests,
+    bytes: Math.max(0, allocated / requests),
     non2xx: result.non2xx,
     errors: result.errors,
     upstream: Object.fromEntries(
       Object.entries(kinds).map(([kind, names]) => [kind, per1000(names)]),
-    ) as Row['upstream'],
-  })
-  if (mode === 'meter') {
-    const rssBefore = (await ask(server.child, { type: 'stats', gc: true }))['rss'] as number
-    await ask(emulator.child, { type: 'latency', ms: 0 })
-    await load(port, 'mem', memoryCustomers, { amount: memoryCustomers })
-    await ask(emulator.child, { type: 'latency', ms: latencyMs })
-    const stats = await ask(server.child, { type: 'stats', gc: true })
-    memory = { before: rssBefore, after: stats['rss'] as number, heapAfter: stats['heapUsed'] as number }
+    ) as Sample['upstream'],
   }
-  await stop(server.child)
 }
+
+/** Report POSTs per second while `count` distinct customers pass through B, and its RSS. */
+async function manyCustomers(count: number, checkpoint: number) {
+  const server = await start('./server-process.ts', ['meter', JSON.stringify(target)])
+  const port = server.ready['port'] as number
+  await ask(emulator.child, { type: 'latency', ms: 0 })
+  const rssStart = (await stats(server, true)).rss
+  await load(port, 'mem', checkpoint, { amount: checkpoint })
+  const rssCheckpoint = (await stats(server, true)).rss
+  const before = await counts()
+  const startedAt = performance.now()
+  await load(port, 'mem', count, { amount: count })
+  const seconds = (performance.now() - startedAt) / 1000
+  const posts = ((await counts())['reportUsage'] ?? 0) - (before['reportUsage'] ?? 0)
+  const end = await stats(server, true)
+  await ask(emulator.child, { type: 'latency', ms: latencyMs })
+  await stop(server.child)
+  return { rssStart, rssCheckpoint, rssEnd: end.rss, heapEnd: end.heapUsed, postsPerSecond: posts / seconds }
+}
+
+const modes: Mode[] = ['bare', 'meter', 'meter-quiet', 'ratelimit', 'official']
+const samples = new Map<Mode, Sample[]>(modes.map((mode) => [mode, []]))
+for (let round = 0; round < rounds; round++) {
+  // Alternate the order, so that no server always runs on a warmer (or busier) machine.
+  const order = modes.map((_, i) => modes[(i + round) % modes.length]!)
+  for (const mode of order) samples.get(mode)!.push(await measure(mode))
+}
+// Report POSTs per second with 1 000 active customers come from B's own rows.
+const busy = await manyCustomers(memoryCustomers, memoryCheckpoint)
 await stop(emulator.child)
 
-const [a, b, c] = rows as [Row, Row, Row]
-const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
-const fixed = (n: number, digits = 1) => n.toFixed(digits)
-const names = {
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const spread = (xs: number[], digits: number) => {
+  const text = (n: number) => n.toFixed(digits)
+  return xs.length === 1 ? text(xs[0]!) : `${text(median(xs))} (${text(Math.min(...xs))}–${text(Math.max(...xs))})`
+}
+const of = (mode: Mode, pick: (sample: Sample) => number) => samples.get(mode)!.map(pick)
+const names: Record<Mode, string> = {
   bare: 'A bare Koa',
   meter: 'B planship-meter',
+  'meter-quiet': 'B, reporting off',
+  ratelimit: 'K koa-ratelimit (memory)',
   official: 'C official SDK pattern',
 }
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
+
 console.log(`\nplanship-meter benchmark${smoke ? ' (smoke: numbers are not meaningful)' : ''}`)
 console.log(
-  `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${connections} connections, ${durationS} s per server, ` +
-    `${customers} customers in rotation, emulator latency ${latencyMs} ms\n`,
+  `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${connections} connections, ` +
+    `${durationS} s per server per round, ${rounds} rounds (median, min–max), ${customers} customers in rotation, ` +
+    `emulator latency ${latencyMs} ms\n`,
 )
 console.log(
-  '| server | req/s | p50 ms | p99 ms | server CPU µs/req | requests | non-2xx | errors | token | entitlements | usage fetch | report POST |',
+  '| server | req/s | p50 ms | p99 ms | server CPU µs/req | bytes/req | non-2xx | token | entitlements | usage fetch | report POST |',
 )
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
-for (const row of rows) {
-  const u = row.upstream
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+for (const mode of modes) {
+  const rows = samples.get(mode)!
+  const u = (kind: keyof typeof kinds) => median(rows.map((row) => row.upstream[kind])).toFixed(2)
   console.log(
-    `| ${names[row.mode]} | ${fixed(row.rps, 0)} | ${row.p50} | ${row.p99} | ${fixed(row.cpuUsPerRequest)} | ${row.requests} | ${row.non2xx} | ${row.errors} | ` +
-      `${fixed(u.token, 2)} | ${fixed(u.entitlements, 2)} | ${fixed(u['usage fetch'], 2)} | ${fixed(u['report POST'], 2)} |`,
+    `| ${names[mode]} | ${spread(of(mode, (s) => s.rps), 0)} | ${spread(of(mode, (s) => s.p50), 0)} | ` +
+      `${spread(of(mode, (s) => s.p99), 0)} | ${spread(of(mode, (s) => s.cpuUs), 1)} | ${spread(of(mode, (s) => s.bytes), 0)} | ` +
+      `${rows.reduce((sum, row) => sum + row.non2xx + row.errors, 0)} | ${u('token')} | ${u('entitlements')} | ` +
+      `${u('usage fetch')} | ${u('report POST')} |`,
   )
 }
-console.log('\n(upstream columns: calls to Planship per 1 000 requests)\n')
+console.log('\n(upstream columns: calls to Planship per 1 000 requests, median)\n')
+const m = (mode: Mode, pick: (sample: Sample) => number) => median(of(mode, pick))
+const rpsB = m('meter', (s) => s.rps)
+const cpuA = m('bare', (s) => s.cpuUs)
+const cpuB = m('meter', (s) => s.cpuUs)
 console.log(
-  `B/A throughput ${fixed(b.rps / a.rps, 2)} (target ≥ 0.90); B p99 − A p99 = ${b.p99 - a.p99} ms (target ≤ 1 ms)`,
+  `A/B server CPU ${(cpuA / cpuB).toFixed(2)} (target ≥ 0.90): A ${cpuA.toFixed(1)} µs, B ${cpuB.toFixed(1)} µs, ` +
+    `B with reporting off ${m('meter-quiet', (s) => s.cpuUs).toFixed(1)} µs, K ${m('ratelimit', (s) => s.cpuUs).toFixed(1)} µs`,
 )
 console.log(
-  `Server CPU per request: A ${fixed(a.cpuUsPerRequest)} µs, B ${fixed(b.cpuUsPerRequest)} µs ` +
-    `(+${fixed(b.cpuUsPerRequest - a.cpuUsPerRequest)} µs: enforcement, and reporting's share of the POSTs)`,
+  `B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)} (target ≥ 0.90); ` +
+    `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms (target ≤ 1 ms); ` +
+    `B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×`,
 )
-console.log(`B/C throughput ${fixed(b.rps / c.rps, 1)}× (target ≥ 20×)`)
-const reportsPerCustomerFlush = (b.upstream['report POST'] * b.requests) / 1000 / (customers * Math.floor(b.windowS))
-console.log(`B report POSTs per customer per 1 s flush: ${fixed(reportsPerCustomerFlush, 2)} (target ≤ 1)`)
-if (memory !== undefined) {
-  console.log(
-    `B RSS before ${mb(memory.before)}, after ${memoryCustomers} distinct customers ${mb(memory.after)} (heap ${mb(memory.heapAfter)})`,
-  )
-}
+const postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * rpsB) / 1000
+console.log(
+  `B report POSTs per second: ${postsPerSecond.toFixed(0)} with ${customers} active customers, ` +
+    `${busy.postsPerSecond.toFixed(0)} with ${memoryCustomers} (budget: reporting.maxPostsPerSecond, default 50)`,
+)
+console.log(
+  `B RSS ${mb(busy.rssStart)} at start, ${mb(busy.rssCheckpoint)} after ${memoryCheckpoint} distinct customers, ` +
+    `${mb(busy.rssEnd)} after ${memoryCustomers} (heap ${mb(busy.heapEnd)})`,
+)

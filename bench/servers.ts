@@ -2,9 +2,15 @@
 import Router from '@koa/router'
 import { Planship } from '@planship/fetch'
 import Koa from 'koa'
+import ratelimit from 'koa-ratelimit'
 import { createMeter, type Meter } from '../src/index.js'
 
-export type Mode = 'bare' | 'meter' | 'official'
+/**
+ * A bare Koa route; the meter; the meter with reporting off (a diagnostic row); koa-ratelimit
+ * with its in-memory driver keyed by customer (a limiter that never leaves the process: the peer
+ * anchor); the pattern of Planship's own examples.
+ */
+export type Mode = 'bare' | 'meter' | 'meter-quiet' | 'ratelimit' | 'official'
 
 export interface PlanshipTarget {
   url: string
@@ -22,12 +28,26 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
     router.get('/v1/widgets', (ctx) => {
       ctx.body = body()
     })
-  } else if (mode === 'meter') {
+  } else if (mode === 'ratelimit') {
+    app.use(
+      ratelimit({
+        driver: 'memory',
+        db: new Map(),
+        duration: 60_000,
+        max: 1_000_000_000,
+        id: (ctx) => ctx.get('x-customer-id'),
+      }),
+    )
+    router.get('/v1/widgets', (ctx) => {
+      ctx.body = body()
+    })
+  } else if (mode === 'meter' || mode === 'meter-quiet') {
     const meter = createMeter({
       productSlug: target.productSlug,
       planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
       identify: (ctx) => ctx.get('x-customer-id') || undefined,
       logger: {},
+      ...(mode === 'meter-quiet' ? { reporting: { flushIntervalMs: 1e9 } } : {}),
     })
     app.use(meter.middleware())
     router.get('/v1/widgets', meter.consume('api-call'), (ctx) => {
