@@ -1,8 +1,8 @@
 import Router, { type RouterContext, type RouterMiddleware } from '@koa/router'
-import { invalid } from './api-error.js'
+import { invalid, missing } from './api-error.js'
 import { FaultInputError, parseFaultConfig, ruleWire, type ParsedFaultConfig } from './fault-config.js'
 import type { FaultSnapshot } from './faults.js'
-import { bodyObject, readJson } from './validate.js'
+import { bodyObject, onlyKeys, readJson, type Body } from './validate.js'
 import type { MeteringRecordWire } from './wire.js'
 
 /** What the admin routes can do; implemented by the running emulator. */
@@ -42,14 +42,16 @@ export function createAdminRouter(controls: AdminControls): Router {
   )
   router.post(
     '/reset',
-    answer(() => {
+    answer(async (ctx) => {
+      await readBody(ctx, [], false)
       controls.reset()
       return {}
     }),
   )
   router.post(
     '/revoke-tokens',
-    answer(() => {
+    answer(async (ctx) => {
+      await readBody(ctx, [], false)
       controls.revokeTokens()
       return {}
     }),
@@ -57,7 +59,8 @@ export function createAdminRouter(controls: AdminControls): Router {
   router.post(
     '/clock',
     answer(async (ctx) => {
-      const body = bodyObject(await readJson(ctx), true)
+      const body = await readBody(ctx, ['advance_ms'], true)
+      if (body.advance_ms === undefined) throw missing(['body', 'advance_ms'])
       controls.advanceClock(nonNegative(body.advance_ms, 'advance_ms'))
       return { now: new Date(controls.now()).toISOString(), now_ms: controls.now() }
     }),
@@ -65,7 +68,7 @@ export function createAdminRouter(controls: AdminControls): Router {
   router.post(
     '/settings',
     answer(async (ctx) => {
-      const body = bodyObject(await readJson(ctx), true)
+      const body = await readBody(ctx, ['aggregation_lag_ms', 'latency_ms'], true)
       if (body.aggregation_lag_ms !== undefined) {
         controls.setAggregationLag(nonNegative(body.aggregation_lag_ms, 'aggregation_lag_ms'))
       }
@@ -122,6 +125,11 @@ export function createAdminRouter(controls: AdminControls): Router {
     }),
   )
   return router
+}
+
+/** The JSON body of an admin request, refusing keys it does not know (422 naming the key). */
+async function readBody(ctx: RouterContext, allowed: readonly string[], required: boolean): Promise<Body> {
+  return onlyKeys(bodyObject(await readJson(ctx), required), allowed)
 }
 
 function nonNegative(value: unknown, key: string): number {

@@ -97,6 +97,8 @@ export interface Emulator {
    * the port and state are kept. `false`: back up.
    */
   setDown(down: boolean): void
+  /** Emulator time in ms since the epoch: the clock plus every {@link Emulator.advanceClock}. */
+  now(): number
   /** Moves emulator time forward: subscription periods, rolling windows, token expiry and lag follow. */
   advanceClock(ms: number): void
   /**
@@ -228,6 +230,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (typeof down !== 'boolean') throw new TypeError('down must be a boolean')
       faults.setDown(down)
     },
+    now: controls.now,
     advanceClock: controls.advanceClock,
     createCustomer: (alternativeId, planSlug) => {
       const plan = planSlug === undefined ? firstProduct?.plans[0] : firstProduct?.plansBySlug.get(planSlug)
