@@ -2,8 +2,17 @@ import Router, { type RouterContext, type RouterMiddleware } from '@koa/router'
 import { invalid, missing } from './api-error.js'
 import { FaultInputError, parseFaultConfig, ruleWire, type ParsedFaultConfig } from './fault-config.js'
 import type { FaultSnapshot } from './faults.js'
-import { bodyObject, onlyKeys, readJson, type Body } from './validate.js'
-import type { MeteringRecordWire } from './wire.js'
+import type { NewCustomer } from './subscribed-customer.js'
+import {
+  bodyObject,
+  onlyKeys,
+  optionalObject,
+  optionalString,
+  readJson,
+  requiredString,
+  type Body,
+} from './validate.js'
+import type { CustomerWire, MeteringRecordWire } from './wire.js'
 
 /** What the admin routes can do; implemented by the running emulator. */
 export interface AdminControls {
@@ -20,6 +29,8 @@ export interface AdminControls {
   clearFaults(): void
   faults(): FaultSnapshot & { aggregationLagMs: number }
   faultCounts(): Record<string, number>
+  /** Throws an `ApiError` (422 for an unknown plan or product, 409 for a taken alternative id). */
+  createCustomer(input: NewCustomer): CustomerWire
 }
 
 /**
@@ -29,10 +40,10 @@ export interface AdminControls {
 export function createAdminRouter(controls: AdminControls): Router {
   const router = new Router({ prefix: '/_emulator' })
   const answer =
-    (handler: (ctx: RouterContext) => unknown): RouterMiddleware =>
+    (handler: (ctx: RouterContext) => unknown, status = 200): RouterMiddleware =>
     async (ctx) => {
       const body = await handler(ctx)
-      ctx.status = 200
+      ctx.status = status
       ctx.body = body
     }
 
@@ -75,6 +86,25 @@ export function createAdminRouter(controls: AdminControls): Router {
       if (body.latency_ms !== undefined) controls.setLatency(nonNegative(body.latency_ms, 'latency_ms'))
       return {}
     }),
+  )
+  // A customer subscribed to a plan in one call (the API needs two, and a token).
+  router.post(
+    '/customers',
+    answer(async (ctx) => {
+      const body = await readBody(ctx, ['alternative_id', 'plan', 'product', 'name', 'email', 'metadata'], true)
+      const input: NewCustomer = { alternativeId: requiredString(body, 'alternative_id', 256) }
+      const plan = optionalString(body, 'plan')
+      const product = optionalString(body, 'product')
+      const name = optionalString(body, 'name')
+      const email = optionalString(body, 'email')
+      const metadata = optionalObject(body, 'metadata')
+      if (plan !== undefined) input.plan = plan
+      if (product !== undefined) input.product = product
+      if (name !== undefined) input.name = name
+      if (email !== undefined) input.email = email
+      if (metadata !== undefined) input.metadata = metadata
+      return controls.createCustomer(input)
+    }, 201),
   )
   router.get(
     '/usage',

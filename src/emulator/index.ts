@@ -8,7 +8,9 @@ import { Faults } from './faults.js'
 import { fixtureCredentials, loadFixture, type Fixture } from './fixture.js'
 import { EmulatorState } from './state.js'
 import { EmulatorClock } from './time.js'
-import { meteringRecordWire, type MeteringRecordWire } from './wire.js'
+import { ApiError } from './api-error.js'
+import { createSubscribedCustomer, type NewCustomer } from './subscribed-customer.js'
+import { customerWire, meteringRecordWire, type MeteringRecordWire } from './wire.js'
 
 export { defaultFixture, loadFixture } from './fixture.js'
 export type {
@@ -33,7 +35,8 @@ export type {
 export type { LeverUsageWire } from './aggregation.js'
 export type { RouteName } from './counters.js'
 export type { ApplyThenFailMode, FaultConfig, FaultKind, FaultRule, FaultStatus } from './fault-config.js'
-export type { MeteringRecordWire } from './wire.js'
+export type { NewCustomer } from './subscribed-customer.js'
+export type { CustomerWire, MeteringRecordWire } from './wire.js'
 
 /** Options of {@link startEmulator}. */
 export interface EmulatorOptions {
@@ -102,10 +105,16 @@ export interface Emulator {
   /** Moves emulator time forward: subscription periods, rolling windows, token expiry and lag follow. */
   advanceClock(ms: number): void
   /**
-   * Creates a customer subscribed to `planSlug` (defaults to the first plan) of the first product.
-   * Throws if the alternative id is taken or the plan does not exist.
+   * Creates a customer subscribed to `planSlug` (defaults to the first plan) of the first product
+   * (also `POST /_emulator/customers`). Throws a `TypeError` naming the field for an unknown plan
+   * or product, an `Error` if the alternative id is taken.
+   *
+   * @example
+   * emu.createCustomer('acme@example.com', 'pro')
+   * emu.createCustomer({ alternativeId: 'acme@example.com', plan: 'pro', name: 'Acme' })
    */
   createCustomer(alternativeId: string, planSlug?: string): { id: string }
+  createCustomer(customer: NewCustomer): { id: string }
   /**
    * Sum of `usage` of every metering record matching the filter, ignoring aggregation lag and
    * periods. `customerId` may be the UUID or the alternative id; `bucket: null` matches unbucketed records.
@@ -197,6 +206,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     clearFaults: () => faults.clear(),
     faults: () => ({ ...faults.snapshot(), aggregationLagMs: state.aggregationLagMs }),
     faultCounts: () => faults.firedCounts(),
+    createCustomer: (input) => customerWire(createSubscribedCustomer(state, input), state.catalog),
   }
 
   const app = createEmulatorApp({ state, counters, faults, controls })
@@ -211,7 +221,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const url = `http://${urlHost(host)}:${(server.address() as AddressInfo).port}`
 
   let closing: Promise<void> | undefined
-  const firstProduct = state.catalog.products[0]
   return {
     url,
     clientId: credentials.clientId,
@@ -232,15 +241,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     },
     now: controls.now,
     advanceClock: controls.advanceClock,
-    createCustomer: (alternativeId, planSlug) => {
-      const plan = planSlug === undefined ? firstProduct?.plans[0] : firstProduct?.plansBySlug.get(planSlug)
-      if (plan === undefined) throw new TypeError(`planSlug: product ${product.slug} has no plan ${planSlug ?? ''}`)
-      if (state.findCustomer(alternativeId) !== undefined) {
-        throw new Error(`a customer with alternative id ${alternativeId} already exists`)
+    createCustomer: (customerOrId: NewCustomer | string, planSlug?: string) => {
+      const input: NewCustomer = typeof customerOrId === 'string' ? { alternativeId: customerOrId } : customerOrId
+      if (planSlug !== undefined) input.plan = planSlug
+      if (typeof input?.alternativeId !== 'string' || input.alternativeId === '') {
+        throw new TypeError('alternativeId must be a non-empty string')
       }
-      const customer = state.createCustomer({ alternativeId })
-      state.subscribe(customer, plan)
-      return { id: customer.id }
+      try {
+        return { id: controls.createCustomer(input).id }
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error
+        // The admin route's answer, as the exception a JS caller expects.
+        const [issue] = Array.isArray(error.detail) ? error.detail : []
+        if (issue !== undefined) throw new TypeError(`${String(issue.loc[1])}: ${issue.msg}`, { cause: error })
+        throw new Error(error.message, { cause: error })
+      }
     },
     recordedUsage: (filter = {}) => state.recordedUsage(filter),
     meteringRecords: controls.meteringRecords,
