@@ -1,7 +1,9 @@
 import Router, { type RouterContext, type RouterMiddleware } from '@koa/router'
 import { invalid, missing } from './api-error.js'
 import { FaultInputError, parseFaultConfig, ruleWire, type ParsedFaultConfig } from './fault-config.js'
+import type { EventFeed } from './event-feed.js'
 import type { FaultSnapshot } from './faults.js'
+import type { overview } from './overview.js'
 import type { NewCustomer } from './subscribed-customer.js'
 import {
   bodyObject,
@@ -31,14 +33,24 @@ export interface AdminControls {
   faultCounts(): Record<string, number>
   /** Throws an `ApiError` (422 for an unknown plan or product, 409 for a taken alternative id). */
   createCustomer(input: NewCustomer): CustomerWire
+  /** Catalog, customers' usage against limits and the latest records, for the console. */
+  overview(): ReturnType<typeof overview>
+  latencyMs(): number
 }
 
 /**
  * Test hooks outside the Planship API (`/_emulator/…`), without auth, so test suites in any
  * language can steer the emulator over HTTP. Never counted and never delayed by fault injection.
  */
-export function createAdminRouter(controls: AdminControls): Router {
+export function createAdminRouter(controls: AdminControls, feed: EventFeed): Router {
   const router = new Router({ prefix: '/_emulator' })
+  // Open consoles refresh when something was changed through the admin routes.
+  router.use(async (ctx, next) => {
+    await next()
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && ctx.status < 400) {
+      feed.publish('change', { method: ctx.method, path: ctx.path })
+    }
+  })
   const answer =
     (handler: (ctx: RouterContext) => unknown, status = 200): RouterMiddleware =>
     async (ctx) => {
@@ -132,6 +144,17 @@ export function createAdminRouter(controls: AdminControls): Router {
     }
   }
   router.get('/faults', answer(faults))
+
+  // The console: everything it shows in one read, and a live stream of records and changes.
+  router.get(
+    '/state',
+    answer(() => ({
+      ...controls.overview(),
+      settings: { latency_ms: controls.latencyMs(), aggregation_lag_ms: controls.faults().aggregationLagMs },
+      faults: faults(),
+    })),
+  )
+  router.get('/events', (ctx) => feed.open(ctx))
   router.put(
     '/faults',
     answer(async (ctx) => {

@@ -22,9 +22,14 @@ Options:
 The admin routes and the console have no authentication: keep the default loopback host unless
 other machines must reach the emulator.
 
+Console (no auth): open the emulator's URL in a browser: product, plans, customers' usage
+against limits, a live feed of metering records, fault controls.
+
 Admin routes (no auth): GET /_emulator/requests, POST /_emulator/reset,
 POST /_emulator/revoke-tokens, POST /_emulator/clock {"advance_ms": n},
 POST /_emulator/settings {"latency_ms", "aggregation_lag_ms"}, GET /_emulator/records,
+POST /_emulator/customers {"alternative_id", "plan", "product", "name", "email", "metadata"},
+GET /_emulator/state (what the console shows), GET /_emulator/events (Server-Sent Events),
 GET /_emulator/usage?customer_id=&metering_id=&bucket=,
 GET|PUT|DELETE /_emulator/faults {"seed", "rules": [{"route", "kind", "rate", ...}], "down",
 "aggregation_lag_ms", "revoke_tokens"} (fault injection; kinds: error, rate-limit, latency, hang,

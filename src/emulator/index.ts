@@ -2,9 +2,11 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { AdminControls } from './admin.js'
 import { createEmulatorApp } from './app.js'
+import { EventFeed } from './event-feed.js'
 import { RequestCounters } from './counters.js'
 import { FaultInputError, parseFaultConfig, type FaultConfig, type ParsedFaultConfig } from './fault-config.js'
 import { Faults } from './faults.js'
+import { overview, recordView } from './overview.js'
 import { fixtureCredentials, loadFixture, type Fixture } from './fixture.js'
 import { EmulatorState } from './state.js'
 import { EmulatorClock } from './time.js'
@@ -127,7 +129,7 @@ export interface Emulator {
    * the latency, aggregation lag and fault seed the emulator started with; fault rules are cleared.
    */
   reset(): void
-  /** Stops listening and drops open connections. Safe to call more than once. */
+  /** Stops listening, ends the console's event streams and drops open connections. Safe to call more than once. */
   close(): Promise<void>
 }
 
@@ -167,7 +169,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   if (credentials === undefined || product === undefined) throw new TypeError('fixture needs credentials and a product')
 
   const clock = new EmulatorClock(options.clock ?? { now: () => Date.now() })
-  const state = new EmulatorState(fixture, { clock, aggregationLagMs: startLagMs, tokenTtlSeconds })
+  const feed = new EventFeed()
+  const state: EmulatorState = new EmulatorState(fixture, {
+    clock,
+    aggregationLagMs: startLagMs,
+    tokenTtlSeconds,
+    onRecord: (record) => feed.publish('record', recordView(record, state)),
+  })
   const counters = new RequestCounters()
   const faults = new Faults({ latencyMs, seed: initialFaults.seed ?? 1 })
   faults.configure(initialFaults)
@@ -207,9 +215,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     faults: () => ({ ...faults.snapshot(), aggregationLagMs: state.aggregationLagMs }),
     faultCounts: () => faults.firedCounts(),
     createCustomer: (input) => customerWire(createSubscribedCustomer(state, input), state.catalog),
+    overview: () => overview(state),
+    latencyMs: () => faults.settings.latencyMs,
   }
 
-  const app = createEmulatorApp({ state, counters, faults, controls })
+  const app = createEmulatorApp({ state, counters, faults, controls, feed })
   const server = createServer(app.callback())
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -261,10 +271,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     meteringRecords: controls.meteringRecords,
     reset: controls.reset,
     close: () => {
-      closing ??= new Promise<void>((resolve, reject) => {
-        server.closeAllConnections()
-        server.close((error) => (error === undefined ? resolve() : reject(error)))
-      })
+      closing ??= (async () => {
+        // Event streams are responses that never end by themselves; ending them also refuses new ones.
+        await feed.close()
+        await new Promise<void>((resolve, reject) => {
+          server.closeAllConnections()
+          server.close((error) => (error === undefined ? resolve() : reject(error)))
+        })
+      })()
       return closing
     },
   }
