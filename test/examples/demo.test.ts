@@ -47,6 +47,15 @@ describe('examples/koa-api', () => {
     const emulatorUrl = /emulator at (\S+)\)/.exec(output)?.[1]
     assert.ok(apiUrl && emulatorUrl, output)
     assert.match(output, /curl -i .*free-customer/)
+    // Every URL in a curl line is single-quoted: unquoted, zsh would glob the `?` of a query.
+    for (const line of output.split('\n').filter((l) => l.includes('curl '))) {
+      assert.doesNotMatch(line.replace(/'[^']*'/g, "''"), /https?:\/\//, line)
+    }
+    const consoleUrl = /Console: (\S+)/.exec(output)?.[1]
+    assert.equal(consoleUrl, `${emulatorUrl}/`)
+    const page = await fetch(consoleUrl)
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /<title>Planship emulator<\/title>/)
     assert.equal((await fetch(`${apiUrl}/v1/search?q=x`, { headers: { 'x-customer-id': 'pro-customer' } })).status, 200)
 
     child.kill('SIGINT')
