@@ -12,6 +12,8 @@ let fetchedAt = 0 // Date.now() when it was read, to tick the emulator clock bet
 let recordsTotal = 0
 const feedIds = new Set()
 const barWidths = new Map() // bar key → last width, so bars slide from where they were
+let renderedCustomers = '' // what the customer cards show now, as JSON
+let renderedProducts = ''
 
 const $ = (id) => document.getElementById(id)
 
@@ -139,8 +141,18 @@ function render(state) {
   $('down').setAttribute('aria-pressed', String(down))
   tickClock()
   renderControls(state)
-  renderCustomers(state)
-  renderProducts(products)
+  // Rebuilt only when something changed: the page reads the state every 2 s, and replacing
+  // unchanged cards would lose the reader's place (hover, selection, scrolling on a phone).
+  const customersKey = JSON.stringify([state.customers, products])
+  if (customersKey !== renderedCustomers) {
+    renderedCustomers = customersKey
+    renderCustomers(state)
+  }
+  const productsKey = JSON.stringify(products)
+  if (productsKey !== renderedProducts) {
+    renderedProducts = productsKey
+    renderProducts(products)
+  }
   recordsTotal = state.records.total
   for (const record of state.records.recent) addRecord(record, false)
   renderFeedTotal()
@@ -167,6 +179,12 @@ function renderControls(state) {
     $('atf-rate').value = String(rate(isApplyThenFailRule))
   }
   const select = $('new-plan')
+  const plansKey = JSON.stringify(
+    state.products.map((p) => [p.slug, p.name, p.plans.map((plan) => [plan.slug, plan.name])]),
+  )
+  // Replacing the options of an open drop-down would close it under the user's pointer.
+  if (select.dataset.plans === plansKey) return
+  select.dataset.plans = plansKey
   const chosen = select.value
   const several = state.products.length > 1
   const options = state.products.flatMap((product) =>
@@ -271,7 +289,7 @@ function usageLine(name, used, limit, remaining, when, key, strong = false) {
   const figures = unlimited ? `${formatNumber(used)} used` : `${formatNumber(used)} / ${formatNumber(limit)}`
   const share = unlimited ? 0.04 : limit === 0 ? 1 : Math.min(1, used / limit)
   const level = unlimited ? 'unlimited' : share >= 0.9 ? 'bad' : share >= 0.7 ? 'warn' : ''
-  const width = `${(share * 100).toFixed(1)}%`
+  const width = `${Number((share * 100).toFixed(1))}%`
   const fill = el('span', { 'data-width': width })
   fill.style.width = barWidths.get(key) ?? '0%'
   barWidths.set(key, width)
