@@ -104,17 +104,15 @@ export function createAdminRouter(controls: AdminControls, feed: EventFeed): Rou
     '/customers',
     answer(async (ctx) => {
       const body = await readBody(ctx, ['alternative_id', 'plan', 'product', 'name', 'email', 'metadata'], true)
-      const input: NewCustomer = { alternativeId: requiredString(body, 'alternative_id', 256) }
-      const plan = optionalString(body, 'plan')
-      const product = optionalString(body, 'product')
-      const name = optionalString(body, 'name')
-      const email = optionalString(body, 'email')
-      const metadata = optionalObject(body, 'metadata')
-      if (plan !== undefined) input.plan = plan
-      if (product !== undefined) input.product = product
-      if (name !== undefined) input.name = name
-      if (email !== undefined) input.email = email
-      if (metadata !== undefined) input.metadata = metadata
+      // Absent fields stay undefined, which every consumer reads as "use the default".
+      const input: NewCustomer = {
+        alternativeId: requiredString(body, 'alternative_id', 256),
+        plan: optionalString(body, 'plan'),
+        product: optionalString(body, 'product'),
+        name: optionalString(body, 'name'),
+        email: optionalString(body, 'email'),
+        metadata: optionalObject(body, 'metadata'),
+      }
       return controls.createCustomer(input)
     }, 201),
   )
