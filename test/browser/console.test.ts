@@ -162,7 +162,39 @@ describe('emulator console in a browser', function () {
     await page.locator('#message.error', { hasText: 'already exists' }).waitFor()
   })
 
-  it('takes Planship down: the demo’s next cold request follows its failMode', async () => {
+  it('sets latency, 503 and apply-then-fail rates on reports, and advances the clock', async () => {
+    const admin = async (path: string) => (await fetch(`${demo!.emulatorUrl}/_emulator/${path}`)).json()
+    await page.fill('#latency', '25')
+    await page.fill('#error-rate', '30')
+    await page.fill('#atf-rate', '10')
+    await page.click('button:has-text("Apply faults")')
+    await page.locator('#message', { hasText: 'Faults applied' }).waitFor()
+    const state = (await admin('state')) as {
+      settings: { latency_ms: number }
+      faults: { config: { rules: unknown[] } }
+    }
+    assert.equal(state.settings.latency_ms, 25)
+    assert.deepEqual(state.faults.config.rules, [
+      { route: 'reportUsage', kind: 'error', rate: 0.3, status: 503 },
+      { route: 'reportUsage', kind: 'apply-then-fail', rate: 0.1, mode: 'status', status: 503 },
+    ])
+    // Back to none: the page removes the rules it manages.
+    for (const field of ['#latency', '#error-rate', '#atf-rate']) await page.fill(field, '0')
+    await page.click('button:has-text("Apply faults")')
+    await eventually(async () => {
+      const { settings, faults } = (await admin('state')) as typeof state
+      return settings.latency_ms === 0 && faults.config.rules.length === 0
+    }, 'no latency and no fault rules')
+
+    // A minute later the renders have left free-customer's 60 s window.
+    const before = Date.parse(((await admin('state')) as { now: string }).now)
+    await page.click('button:has-text("+1 min")')
+    await page.locator('#message', { hasText: 'Clock advanced +1 min' }).waitFor()
+    await meter('free-customer', 'renders-per-minute').and(page.locator('[aria-valuenow="0"]')).waitFor()
+    assert.ok(Date.parse(((await admin('state')) as { now: string }).now) - before >= 60_000)
+  })
+
+  it('takes Planship down: the demo’s next cold request follows its failMode; then up, and reset', async () => {
     await page.click('#down')
     await page.locator('#planship-status', { hasText: 'down' }).waitFor()
     const faults = (await (await fetch(`${demo!.emulatorUrl}/_emulator/faults`)).json()) as {
@@ -194,6 +226,10 @@ describe('emulator console in a browser', function () {
 
     await page.click('#up')
     await page.locator('#planship-status', { hasText: 'up' }).waitFor()
+    await page.setViewportSize({ width: 1280, height: 800 })
+    await page.click('#reset')
+    await customer('cold@example.com').waitFor({ state: 'detached' })
+    assert.equal(await page.locator('#feed li').count(), 0)
     assert.deepEqual(errors, [], 'no page error, no request outside the emulator')
   })
 })
