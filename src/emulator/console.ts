@@ -3,15 +3,23 @@ import { fileURLToPath } from 'node:url'
 import Router, { type RouterMiddleware } from '@koa/router'
 
 /**
- * The console page: plain HTML, CSS and an ES module, served as they are (no build step). They
+ * The console page: plain HTML, CSS and ES modules, served as they are (no build step). They
  * live in `src/emulator/console/`, which the package ships; `tsc` does not copy them to `dist/`,
  * so from `dist/emulator/` they are found under `../../src/emulator/console/`.
  */
 
+const HTML = 'text/html; charset=utf-8'
+const CSS = 'text/css; charset=utf-8'
+const JS = 'text/javascript; charset=utf-8'
+/** Every file the page loads; nothing else under the folder is served. */
 const ASSETS: Record<string, string> = {
-  'index.html': 'text/html; charset=utf-8',
-  'console.css': 'text/css; charset=utf-8',
-  'console.js': 'text/javascript; charset=utf-8',
+  'index.html': HTML,
+  'console.css': CSS,
+  'console.js': JS,
+  'admin-api.js': JS,
+  'dom.js': JS,
+  'feed.js': JS,
+  'views.js': JS,
 }
 
 /**

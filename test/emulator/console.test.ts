@@ -46,10 +46,23 @@ describe('emulator console', () => {
       assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'.*connect-src 'self'/)
       assert.doesNotMatch(page.text, /https?:\/\//)
     }
-    const script = await raw(emu, 'GET', '/_emulator/console/console.js')
-    assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/)
-    assert.match(script.text, /new EventSource\('\/_emulator\/events'\)/)
-    assert.doesNotMatch(script.text, /https?:\/\//)
+    // Every module the page imports, and through them the event stream, served from the emulator.
+    const served = new Set<string>()
+    const pending = ['console.js']
+    let scripts = ''
+    while (pending.length > 0) {
+      const name = pending.pop() as string
+      if (served.has(name)) continue
+      served.add(name)
+      const script = await raw(emu, 'GET', `/_emulator/console/${name}`)
+      assert.equal(script.status, 200, name)
+      assert.match(script.headers.get('content-type') ?? '', /^text\/javascript/)
+      assert.doesNotMatch(script.text, /https?:\/\//, name)
+      scripts += script.text
+      for (const [, imported] of script.text.matchAll(/from '\.\/([\w-]+\.js)'/g)) pending.push(imported as string)
+    }
+    assert.deepEqual([...served].sort(), ['admin-api.js', 'console.js', 'dom.js', 'feed.js', 'views.js'])
+    assert.match(scripts, /new EventSource\('\/_emulator\/events'\)/)
     const style = await raw(emu, 'GET', '/_emulator/console/console.css')
     assert.match(style.headers.get('content-type') ?? '', /^text\/css/)
     assert.doesNotMatch(style.text, /url\(|@import|https?:\/\//)
