@@ -27,13 +27,13 @@ await new Promise((resolve) => server.once('listening', resolve))
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
 console.log(`Demo API on ${url}  (Planship: ${emulator ? `emulator at ${emulator.url}` : (planship.baseUrl ?? 'https://api.planship.io')})
-
+${emulator ? `Console: ${emulator.url}/   (open it in a browser: usage against limits, live metering records, fault controls)\n` : ''}
 Try it:
-  curl -i ${url}/v1/search?q=koa -H 'x-customer-id: free-customer'      # 100 api-calls a month
-  curl -i ${url}/v1/export.csv -H 'x-customer-id: free-customer'        # 403: csv-export is a pro feature
-  curl -i ${url}/v1/export.csv -H 'x-customer-id: pro-customer'         # 200
-  for i in $(seq 6); do curl -s -o /dev/null -w '%{http_code} ' -X POST ${url}/v1/renders -H 'x-customer-id: free-customer'; done; echo   # 5 per minute, then 429
-  curl -i ${url}/v1/search                                              # 401: no customer
+  curl -i '${url}/v1/search?q=koa' -H 'x-customer-id: free-customer'      # 100 api-calls a month
+  curl -i '${url}/v1/export.csv' -H 'x-customer-id: free-customer'        # 403: csv-export is a pro feature
+  curl -i '${url}/v1/export.csv' -H 'x-customer-id: pro-customer'         # 200
+  for i in $(seq 6); do curl -s -o /dev/null -w '%{http_code} ' -X POST '${url}/v1/renders' -H 'x-customer-id: free-customer'; done; echo   # 5 per minute, then 429
+  curl -i '${url}/v1/search'                                              # 401: no customer
 ${emulator ? `  curl -s '${emulator.url}/_emulator/usage?customer_id=free-customer&metering_id=api-call'   # usage Planship received (flushed every second)\n` : ''}
 Ctrl-C flushes pending usage and exits.`)
 

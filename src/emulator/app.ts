@@ -1,6 +1,8 @@
 import Koa, { type Middleware } from 'koa'
 import { createAdminRouter, type AdminControls } from './admin.js'
 import { ApiError } from './api-error.js'
+import { createConsoleRouter } from './console.js'
+import type { EventFeed } from './event-feed.js'
 import { createApiRouter, type ApiRouterDeps } from './routes.js'
 
 /**
@@ -37,11 +39,13 @@ const jsonErrors: Middleware = async (ctx, next) => {
   }
 }
 
-export function createEmulatorApp(deps: ApiRouterDeps & { controls: AdminControls }): Koa {
+export function createEmulatorApp(deps: ApiRouterDeps & { controls: AdminControls; feed: EventFeed }): Koa {
   const app = new Koa()
-  const admin = createAdminRouter(deps.controls)
+  const admin = createAdminRouter(deps.controls, deps.feed)
   const api = createApiRouter(deps)
+  const consolePage = createConsoleRouter()
   app.use(jsonErrors)
+  app.use(consolePage.routes())
   app.use(admin.routes())
   app.use(admin.allowedMethods({ throw: true }))
   app.use(api.routes())

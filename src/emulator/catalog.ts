@@ -145,6 +145,19 @@ export function planValue(plan: Plan, lever: Lever): EntitlementValue {
 }
 
 /**
+ * What a customer's plans grant together for a lever: the most-permissive merge of their values,
+ * or the lever's default when there is no plan.
+ */
+export function grantedValue(lever: Lever, plans: Iterable<Plan>): EntitlementValue {
+  let value: EntitlementValue | undefined
+  for (const plan of plans) {
+    const granted = planValue(plan, lever)
+    value = value === undefined ? granted : mostPermissive(lever, value, granted)
+  }
+  return value ?? lever.defaultValue
+}
+
+/**
  * Most-permissive merge of two values of one lever (Planship's rule for customers with several
  * subscriptions): -1 beats any number, true beats false, lists are united.
  */

@@ -1,4 +1,6 @@
-import { realpathSync } from 'node:fs'
+import { readFileSync, realpathSync } from 'node:fs'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startEmulator, type EmulatorOptions } from './index.js'
@@ -14,11 +16,20 @@ Options:
   --aggregation-lag-ms <ms>   delay before reported usage shows in usage and entitlements (default 0)
   --latency-ms <ms>           delay added before every API answer (default 0)
   --token-ttl-seconds <s>     lifetime of issued access tokens (default 3600)
+  --version                   print the version and exit
   -h, --help                  show this help
+
+The admin routes and the console have no authentication: keep the default loopback host unless
+other machines must reach the emulator.
+
+Console (no auth): open the emulator's URL in a browser: product, plans, customers' usage
+against limits, a live feed of metering records, fault controls.
 
 Admin routes (no auth): GET /_emulator/requests, POST /_emulator/reset,
 POST /_emulator/revoke-tokens, POST /_emulator/clock {"advance_ms": n},
 POST /_emulator/settings {"latency_ms", "aggregation_lag_ms"}, GET /_emulator/records,
+POST /_emulator/customers {"alternative_id", "plan", "product", "name", "email", "metadata"},
+GET /_emulator/state (what the console shows), GET /_emulator/events (Server-Sent Events),
 GET /_emulator/usage?customer_id=&metering_id=&bucket=,
 GET|PUT|DELETE /_emulator/faults {"seed", "rules": [{"route", "kind", "rate", ...}], "down",
 "aggregation_lag_ms", "revoke_tokens"} (fault injection; kinds: error, rate-limit, latency, hang,
@@ -28,7 +39,9 @@ reset, apply-then-fail)
 class UsageError extends Error {}
 
 /** Parses the command line; throws a `UsageError` on anything it does not understand. */
-export function parseCliArgs(argv: string[]): { help: true } | { help: false; options: EmulatorOptions } {
+export function parseCliArgs(
+  argv: string[],
+): { help: true } | { version: true } | { help: false; options: EmulatorOptions } {
   let values
   try {
     ;({ values } = parseArgs({
@@ -43,12 +56,14 @@ export function parseCliArgs(argv: string[]): { help: true } | { help: false; op
         'latency-ms': { type: 'string' },
         'token-ttl-seconds': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
     }))
   } catch (error) {
     throw new UsageError((error as Error).message)
   }
   if (values.help === true) return { help: true }
+  if (values.version === true) return { version: true }
   const options: EmulatorOptions = { host: values.host ?? '127.0.0.1', port: 8787 }
   if (values.port !== undefined) options.port = number(values.port, '--port', { integer: true, max: 65535 })
   if (values.fixture !== undefined) options.fixture = values.fixture
@@ -86,6 +101,10 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 2
     return
   }
+  if ('version' in parsed) {
+    process.stdout.write(`${packageVersion()}\n`)
+    return
+  }
   if (parsed.help) {
     process.stdout.write(USAGE)
     return
@@ -100,10 +119,21 @@ export async function main(argv: string[]): Promise<void> {
     return
   }
 
+  const bound = boundAddress(emulator.server)
+  if (!bound.loopback) {
+    process.stderr.write(
+      `planship-emulator: warning: listening on ${bound.url}, not on loopback. The admin routes (/_emulator/…) ` +
+        'and the console have no authentication: anyone who can reach this port can read usage, create ' +
+        'customers, reset the emulator and inject faults.\n',
+    )
+  }
   // The demo credentials are the point of this output: users paste them into their app's config.
   process.stdout.write(
     [
-      `Planship emulator listening on ${emulator.url}`,
+      `Planship emulator listening on ${bound.url}`,
+      // A wildcard address is not one to connect to: say which URL a client on this machine uses.
+      ...(bound.url === emulator.url ? [] : [`  base URL:      ${emulator.url}`]),
+      `  console:       ${emulator.url}/`,
       `  client id:     ${emulator.clientId}`,
       `  client secret: ${emulator.clientSecret}`,
       `  product:       ${emulator.productSlug}`,
@@ -125,6 +155,20 @@ export async function main(argv: string[]): Promise<void> {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+}
+
+/** The address the server really listens on, as a URL, and whether only this machine can reach it. */
+export function boundAddress(server: Server): { url: string; loopback: boolean } {
+  const { address, family, port } = server.address() as AddressInfo
+  const host = family === 'IPv6' || address.includes(':') ? `[${address}]` : address
+  const loopback = /^127\./.test(address) || address === '::1' || /^::ffff:127\./i.test(address)
+  return { url: `http://${host}:${port}`, loopback }
+}
+
+/** Our package.json's version; this file is two levels below it both in `src/` and in `dist/`. */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8')
+  return (JSON.parse(text) as { version: string }).version
 }
 
 /** Whether this module is the program's entry point (`tsx src/emulator/cli.ts`), not an import. */

@@ -195,6 +195,17 @@ export const defaultFixture: Fixture = {
         },
         { slug: 'csv-export', name: 'CSV export', type: 'boolean', default: false },
         { slug: 'max-projects', name: 'Max projects', type: 'integer', default: 0 },
+        {
+          // Per bucket: each project (the bucket of a report) has its own allowance per period.
+          slug: 'exports-per-project',
+          name: 'Exports per project',
+          type: 'metered',
+          meteringIds: ['export'],
+          formula: 'per-bucket',
+          period: 'subscription',
+          scope: 'subscription',
+          default: 0,
+        },
       ],
       plans: [
         {
@@ -208,6 +219,7 @@ export const defaultFixture: Fixture = {
             'renders-per-minute': 5,
             'csv-export': false,
             'max-projects': 3,
+            'exports-per-project': 10,
           },
         },
         {
@@ -221,6 +233,7 @@ export const defaultFixture: Fixture = {
             'renders-per-minute': 100,
             'csv-export': true,
             'max-projects': -1,
+            'exports-per-project': 1000,
           },
         },
       ],

@@ -2,13 +2,17 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { AdminControls } from './admin.js'
 import { createEmulatorApp } from './app.js'
+import { EventFeed } from './event-feed.js'
 import { RequestCounters } from './counters.js'
 import { FaultInputError, parseFaultConfig, type FaultConfig, type ParsedFaultConfig } from './fault-config.js'
 import { Faults } from './faults.js'
+import { overview, recordView } from './overview.js'
 import { fixtureCredentials, loadFixture, type Fixture } from './fixture.js'
 import { EmulatorState } from './state.js'
 import { EmulatorClock } from './time.js'
-import { meteringRecordWire, type MeteringRecordWire } from './wire.js'
+import { ApiError } from './api-error.js'
+import { createSubscribedCustomer, type NewCustomer } from './subscribed-customer.js'
+import { customerWire, meteringRecordWire, type MeteringRecordWire } from './wire.js'
 
 export { defaultFixture, loadFixture } from './fixture.js'
 export type {
@@ -33,7 +37,8 @@ export type {
 export type { LeverUsageWire } from './aggregation.js'
 export type { RouteName } from './counters.js'
 export type { ApplyThenFailMode, FaultConfig, FaultKind, FaultRule, FaultStatus } from './fault-config.js'
-export type { MeteringRecordWire } from './wire.js'
+export type { NewCustomer } from './subscribed-customer.js'
+export type { CustomerWire, MeteringRecordWire } from './wire.js'
 
 /** Options of {@link startEmulator}. */
 export interface EmulatorOptions {
@@ -97,13 +102,21 @@ export interface Emulator {
    * the port and state are kept. `false`: back up.
    */
   setDown(down: boolean): void
+  /** Emulator time in ms since the epoch: the clock plus every {@link Emulator.advanceClock}. */
+  now(): number
   /** Moves emulator time forward: subscription periods, rolling windows, token expiry and lag follow. */
   advanceClock(ms: number): void
   /**
-   * Creates a customer subscribed to `planSlug` (defaults to the first plan) of the first product.
-   * Throws if the alternative id is taken or the plan does not exist.
+   * Creates a customer subscribed to `planSlug` (defaults to the first plan) of the first product
+   * (also `POST /_emulator/customers`). Throws a `TypeError` naming the field for an unknown plan
+   * or product, an `Error` if the alternative id is taken.
+   *
+   * @example
+   * emu.createCustomer('acme@example.com', 'pro')
+   * emu.createCustomer({ alternativeId: 'acme@example.com', plan: 'pro', name: 'Acme' })
    */
   createCustomer(alternativeId: string, planSlug?: string): { id: string }
+  createCustomer(customer: NewCustomer): { id: string }
   /**
    * Sum of `usage` of every metering record matching the filter, ignoring aggregation lag and
    * periods. `customerId` may be the UUID or the alternative id; `bucket: null` matches unbucketed records.
@@ -116,7 +129,7 @@ export interface Emulator {
    * the latency, aggregation lag and fault seed the emulator started with; fault rules are cleared.
    */
   reset(): void
-  /** Stops listening and drops open connections. Safe to call more than once. */
+  /** Stops listening, ends the console's event streams and drops open connections. Safe to call more than once. */
   close(): Promise<void>
 }
 
@@ -156,7 +169,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   if (credentials === undefined || product === undefined) throw new TypeError('fixture needs credentials and a product')
 
   const clock = new EmulatorClock(options.clock ?? { now: () => Date.now() })
-  const state = new EmulatorState(fixture, { clock, aggregationLagMs: startLagMs, tokenTtlSeconds })
+  const feed = new EventFeed()
+  const state: EmulatorState = new EmulatorState(fixture, {
+    clock,
+    aggregationLagMs: startLagMs,
+    tokenTtlSeconds,
+    // Shaped only for an open console: reports are the emulator's hottest path (benchmarks, soak).
+    onRecord: (record) => {
+      if (feed.size > 0) feed.publish('record', recordView(record, state))
+    },
+  })
   const counters = new RequestCounters()
   const faults = new Faults({ latencyMs, seed: initialFaults.seed ?? 1 })
   faults.configure(initialFaults)
@@ -195,9 +217,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     clearFaults: () => faults.clear(),
     faults: () => ({ ...faults.snapshot(), aggregationLagMs: state.aggregationLagMs }),
     faultCounts: () => faults.firedCounts(),
+    createCustomer: (input) => customerWire(createSubscribedCustomer(state, input), state.catalog),
+    overview: () => overview(state),
+    latencyMs: () => faults.settings.latencyMs,
   }
 
-  const app = createEmulatorApp({ state, counters, faults, controls })
+  const app = createEmulatorApp({ state, counters, faults, controls, feed })
   const server = createServer(app.callback())
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -209,7 +234,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const url = `http://${urlHost(host)}:${(server.address() as AddressInfo).port}`
 
   let closing: Promise<void> | undefined
-  const firstProduct = state.catalog.products[0]
   return {
     url,
     clientId: credentials.clientId,
@@ -228,25 +252,36 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (typeof down !== 'boolean') throw new TypeError('down must be a boolean')
       faults.setDown(down)
     },
+    now: controls.now,
     advanceClock: controls.advanceClock,
-    createCustomer: (alternativeId, planSlug) => {
-      const plan = planSlug === undefined ? firstProduct?.plans[0] : firstProduct?.plansBySlug.get(planSlug)
-      if (plan === undefined) throw new TypeError(`planSlug: product ${product.slug} has no plan ${planSlug ?? ''}`)
-      if (state.findCustomer(alternativeId) !== undefined) {
-        throw new Error(`a customer with alternative id ${alternativeId} already exists`)
+    createCustomer: (customerOrId: NewCustomer | string, planSlug?: string) => {
+      const input: NewCustomer = typeof customerOrId === 'string' ? { alternativeId: customerOrId } : customerOrId
+      if (planSlug !== undefined) input.plan = planSlug
+      if (typeof input?.alternativeId !== 'string' || input.alternativeId === '') {
+        throw new TypeError('alternativeId must be a non-empty string')
       }
-      const customer = state.createCustomer({ alternativeId })
-      state.subscribe(customer, plan)
-      return { id: customer.id }
+      try {
+        return { id: controls.createCustomer(input).id }
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error
+        // The admin route's answer, as the exception a JS caller expects.
+        const [issue] = Array.isArray(error.detail) ? error.detail : []
+        if (issue !== undefined) throw new TypeError(`${String(issue.loc[1])}: ${issue.msg}`, { cause: error })
+        throw new Error(error.message, { cause: error })
+      }
     },
     recordedUsage: (filter = {}) => state.recordedUsage(filter),
     meteringRecords: controls.meteringRecords,
     reset: controls.reset,
     close: () => {
-      closing ??= new Promise<void>((resolve, reject) => {
-        server.closeAllConnections()
-        server.close((error) => (error === undefined ? resolve() : reject(error)))
-      })
+      closing ??= (async () => {
+        // Event streams are responses that never end by themselves; ending them also refuses new ones.
+        await feed.close()
+        await new Promise<void>((resolve, reject) => {
+          server.closeAllConnections()
+          server.close((error) => (error === undefined ? resolve() : reject(error)))
+        })
+      })()
       return closing
     },
   }

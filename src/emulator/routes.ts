@@ -203,13 +203,11 @@ export function createApiRouter({ state, counters, faults }: ApiRouterDeps): Rou
     const acting = state.membership(customerOf(ctx), pathUuid(param(ctx, 'subscriptionId'), 'subscription_id'))
     const body = bodyObject(await readJson(ctx), true)
     const added = state.customer(requiredString(body, 'customer_id'))
-    const options: Parameters<EmulatorState['addMember']>[2] = {}
-    const isAdministrator = optionalBoolean(body, 'is_administrator')
-    const isSubscriber = optionalBoolean(body, 'is_subscriber')
-    const metadata = optionalObject(body, 'metadata')
-    if (isAdministrator !== undefined) options.isAdministrator = isAdministrator
-    if (isSubscriber !== undefined) options.isSubscriber = isSubscriber
-    if (metadata !== undefined) options.metadata = metadata
+    const options: Parameters<EmulatorState['addMember']>[2] = {
+      isAdministrator: optionalBoolean(body, 'is_administrator'),
+      isSubscriber: optionalBoolean(body, 'is_subscriber'),
+      metadata: optionalObject(body, 'metadata'),
+    }
     if (!acting.isAdministrator) throw new ApiError(403, 'Only subscription administrators can add customers')
     return subscriptionCustomerWire(state.addMember(acting.subscription, added, options))
   })
@@ -227,17 +225,14 @@ export function createApiRouter({ state, counters, faults }: ApiRouterDeps): Rou
     if (plan === undefined) throw notFound('Plan')
     const body = bodyObject(await readJson(ctx), true)
     const customer = state.customer(requiredString(body, 'customer_id'))
-    const options: Parameters<EmulatorState['subscribe']>[2] = {}
-    const autoRenew = optionalBoolean(body, 'auto_renew')
-    const renewAt = optionalDateTime(body, 'renew_at')
-    const maxSubscribers = optionalInteger(body, 'max_subscribers')
-    const isSubscriber = optionalBoolean(body, 'is_subscriber')
-    const metadata = optionalObject(body, 'metadata')
-    if (autoRenew !== undefined) options.autoRenew = autoRenew
-    if (renewAt !== undefined) options.renewAt = renewAt
-    if (maxSubscribers !== undefined) options.maxSubscribers = maxSubscribers
-    if (isSubscriber !== undefined) options.isSubscriber = isSubscriber
-    if (metadata !== undefined) options.metadata = metadata
+    // Absent fields stay undefined: subscribe() takes the plan's defaults for them.
+    const options: Parameters<EmulatorState['subscribe']>[2] = {
+      autoRenew: optionalBoolean(body, 'auto_renew'),
+      renewAt: optionalDateTime(body, 'renew_at'),
+      maxSubscribers: optionalInteger(body, 'max_subscribers'),
+      isSubscriber: optionalBoolean(body, 'is_subscriber'),
+      metadata: optionalObject(body, 'metadata'),
+    }
     return subscriptionWithPlanWire(state.subscribe(customer, plan, options))
   })
   route('post', 'renewSubscription', '/subscriptions/:subscriptionId/renewals', (ctx) => {

@@ -1,14 +1,6 @@
 import { aggregateLever, remainingAllowance, toLeverUsage, type LeverUsageWire } from './aggregation.js'
 import { ApiError, notFound } from './api-error.js'
-import {
-  compileCatalog,
-  mostPermissive,
-  planValue,
-  type Catalog,
-  type Lever,
-  type Plan,
-  type Product,
-} from './catalog.js'
+import { compileCatalog, grantedValue, type Catalog, type Lever, type Plan, type Product } from './catalog.js'
 import { fixtureCredentials, type EntitlementValue, type Fixture } from './fixture.js'
 import { newUuid, uuidFromName } from './ids.js'
 import { RecordIndex, type StoredRecord } from './records.js'
@@ -90,6 +82,8 @@ export interface StateOptions {
   clock: EmulatorClock
   aggregationLagMs: number
   tokenTtlSeconds: number
+  /** Called with every new metering record, e.g. to stream it to the console. */
+  onRecord?: (record: StoredRecord) => void
 }
 
 /** All emulator data, seeded from a fixture; the HTTP layer only translates to and from it. */
@@ -104,6 +98,7 @@ export class EmulatorState {
   private readonly subscriptionsById = new Map<string, Subscription>()
   private readonly records = new RecordIndex()
   private nextSeq = 0
+  private readonly onRecord: ((record: StoredRecord) => void) | undefined
 
   constructor(
     private readonly fixture: Fixture,
@@ -111,6 +106,7 @@ export class EmulatorState {
   ) {
     this.clock = options.clock
     this.aggregationLagMs = options.aggregationLagMs
+    this.onRecord = options.onRecord
     this.catalog = compileCatalog(fixture)
     this.tokens = new TokenStore(fixtureCredentials(fixture), () => this.clock.now(), options.tokenTtlSeconds)
     this.seed()
@@ -166,6 +162,11 @@ export class EmulatorState {
   /** By Planship UUID or alternative id. */
   findCustomer(ref: string): Customer | undefined {
     return this.customersById.get(ref.toLowerCase()) ?? this.customersByAlternativeId.get(ref)
+  }
+
+  /** Every customer, in creation order. */
+  customers(): Customer[] {
+    return [...this.customersById.values()]
   }
 
   customer(ref: string): Customer {
@@ -386,6 +387,7 @@ export class EmulatorState {
       recordedAt: this.now(),
     }
     this.records.add(record)
+    this.onRecord?.(record)
     return record
   }
 
@@ -399,12 +401,10 @@ export class EmulatorState {
     const subscriptions = this.activeSubscriptions(customer, product)
     const result: Record<string, EntitlementValue | Record<string, number>> = {}
     for (const lever of product.levers) {
-      let value: EntitlementValue | undefined
-      for (const subscription of subscriptions) {
-        const granted = planValue(subscription.plan, lever)
-        value = value === undefined ? granted : mostPermissive(lever, value, granted)
-      }
-      value ??= lever.defaultValue
+      const value = grantedValue(
+        lever,
+        subscriptions.map((s) => s.plan),
+      )
       if (lever.type === 'metered') {
         const aggregate = this.aggregate(customer, product, lever, subscriptions)
         result[lever.slug] = remainingAllowance(lever, value as number, aggregate)

@@ -48,6 +48,20 @@ export function bodyObject(value: unknown, required: boolean): Body {
   return value as Body
 }
 
+/**
+ * The body, after refusing any key outside `allowed` with a 422 naming it, like a pydantic model
+ * with `extra = "forbid"`: a misspelled setting must not be a silent no-op.
+ */
+export function onlyKeys(body: Body, allowed: readonly string[]): Body {
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) {
+      const expected = allowed.length === 0 ? 'no fields' : allowed.join(', ')
+      throw invalid(['body', key], `extra fields not permitted (expected ${expected})`, 'value_error.extra')
+    }
+  }
+  return body
+}
+
 export function requiredInteger(body: Body, key: string): number {
   if (body[key] === undefined || body[key] === null) throw missing(['body', key])
   return integer(body, key) as number

@@ -58,6 +58,9 @@ export function subscriptionCustomerInDbWire(membership: Membership) {
   }
 }
 
+/** `Customer` on the wire: the customer with its subscriptions. */
+export type CustomerWire = ReturnType<typeof customerWire>
+
 export function customerWire(customer: Customer, catalog: Catalog) {
   return {
     ...customerInDbWire(customer, catalog),

@@ -88,6 +88,32 @@ describe('emulator request counters and admin routes', () => {
     assert.equal((await planship.getEntitlements('free-customer'))['api-calls'], 90)
   })
 
+  it('refuses unknown or misspelled keys in admin bodies with a 422 naming the key, changing nothing', async () => {
+    const cases: Array<[string, string, unknown, string]> = [
+      ['POST', '/_emulator/settings', { latency: 5 }, 'latency'],
+      ['POST', '/_emulator/settings', { latency_ms: 5, aggregationLagMs: 1 }, 'aggregationLagMs'],
+      ['POST', '/_emulator/clock', { advanceMs: 5 }, 'advanceMs'],
+      ['POST', '/_emulator/reset', { hard: true }, 'hard'],
+      ['POST', '/_emulator/revoke-tokens', { all: true }, 'all'],
+      ['PUT', '/_emulator/faults', { downn: true }, 'downn'],
+    ]
+    const before = emu.now()
+    for (const [method, path, body, key] of cases) {
+      const response = await raw(emu, method, path, { body })
+      assert.equal(response.status, 422, `${method} ${path} ${JSON.stringify(body)}`)
+      const [issue] = (response.body as { detail: Array<{ loc: unknown[]; msg: string; type: string }> }).detail
+      assert.deepEqual(issue?.loc, ['body', key])
+      assert.equal(issue?.type, 'value_error.extra')
+      assert.match(issue?.msg ?? '', /not permitted|not a setting/)
+    }
+    // A rejected body changes nothing: no latency was set, the clock did not move.
+    assert.equal((await raw(emu, 'POST', '/_emulator/clock', { body: {} })).status, 422)
+    assert.ok(emu.now() - before < 5_000)
+    const started = performance.now()
+    await raw(emu, 'GET', '/api/v1/health')
+    assert.ok(performance.now() - started < 1_000)
+  })
+
   it('delays API answers by the latency, but not admin routes', async () => {
     const token = await getToken(emu)
     emu.setLatency(150)

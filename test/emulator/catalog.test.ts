@@ -21,6 +21,7 @@ describe('emulator products, plans and subscriptions', () => {
         ['renders-per-minute', '0'],
         ['csv-export', 'false'],
         ['max-projects', '0'],
+        ['exports-per-project', '0'],
       ],
     )
     assert.deepEqual(
@@ -35,6 +36,7 @@ describe('emulator products, plans and subscriptions', () => {
         ['renders-per-minute', 100, '100'],
         ['csv-export', true, 'Yes'],
         ['max-projects', -1, 'Unlimited'],
+        ['exports-per-project', 1000, '1000'],
       ],
     )
     assert.equal(await statusOf(planship.getPlan('enterprise')), 404)
@@ -44,6 +46,36 @@ describe('emulator products, plans and subscriptions', () => {
     assert.equal(lever.status, 200)
     assert.deepEqual((lever.body as { metering_ids: string[] }).metering_ids, ['render'])
     assert.equal((await raw(emu, 'GET', '/api/v1/products/acme-api/levers/nope', { token })).status, 404)
+  })
+
+  it('has a per-bucket lever: each project its own allowance, remaining keyed by bucket with "null" unbucketed', async () => {
+    const planship = sdk(emu)
+    const token = await getToken(emu)
+    const lever = (await raw(emu, 'GET', '/api/v1/products/acme-api/levers/exports-per-project', { token })).body
+    assert.deepEqual((lever as { metering_ids: string[] }).metering_ids, ['export'])
+    assert.deepEqual((lever as { configuration: unknown }).configuration, {
+      type: 'metered',
+      default: 0,
+      formula: 'per-bucket',
+      period: 'subscription',
+      scope: 'subscription',
+    })
+    assert.deepEqual((await planship.getEntitlements('free-customer'))['exports-per-project'], { null: 10 })
+    assert.deepEqual((await planship.getEntitlements('pro-customer'))['exports-per-project'], { null: 1000 })
+
+    await planship.reportUsage('free-customer', 'export', 3, 'project-a')
+    await planship.reportUsage('free-customer', 'export', 10, 'project-b')
+    await planship.reportUsage('free-customer', 'export', 1)
+    assert.deepEqual((await planship.getEntitlements('free-customer'))['exports-per-project'], {
+      null: 9,
+      'project-a': 7,
+      'project-b': 0,
+    })
+    const usage = await planship.getLeverUsage('free-customer', 'exports-per-project')
+    assert.deepEqual(usage.byBucket, { 'project-a': 3, 'project-b': 10, null: 1 })
+    assert.equal(usage.total, 14)
+    // The other levers are fed by other metering ids.
+    assert.equal((await planship.getEntitlements('free-customer'))['api-calls'], 100)
   })
 
   it('creates, lists, reads and changes subscriptions', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -32,18 +33,29 @@ describe('planship-emulator CLI', function () {
     child = undefined
   })
 
-  it('starts, prints the URL and credentials, serves the API and stops on SIGTERM', async () => {
-    child = startCli(['--port', '0', '--latency-ms', '0'])
+  /** Starts the CLI and resolves once it has printed its banner, with everything printed so far. */
+  async function started(args: string[]): Promise<{ url: string; output: () => { stdout: string; stderr: string } }> {
+    child = startCli(args)
     let stdout = ''
+    let stderr = ''
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     const url = await new Promise<string>((resolve, reject) => {
       child?.stdout?.on('data', (chunk: Buffer) => {
         stdout += chunk.toString()
         const match = /listening on (http:\/\/\S+)/.exec(stdout)
         if (match?.[1] !== undefined && stdout.includes('product:')) resolve(match[1])
       })
-      child?.once('exit', (code) => reject(new Error(`CLI exited early with ${code}: ${stdout}`)))
+      child?.once('exit', (code) => reject(new Error(`CLI exited early with ${code}: ${stdout}${stderr}`)))
     })
+    return { url, output: () => ({ stdout, stderr }) }
+  }
+
+  it('starts, prints the URL and credentials, serves the API and stops on SIGTERM', async () => {
+    const { url, output } = await started(['--port', '0', '--latency-ms', '0'])
+    const { stdout, stderr } = output()
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
+    assert.equal(stderr, '', 'no warning on loopback')
+    assert.ok(stdout.includes(`console:       ${url}/`), stdout)
     assert.match(stdout, /client id: +demo-client-id/)
     assert.match(stdout, /client secret: +demo-client-secret/)
     assert.match(stdout, /product: +acme-api/)
@@ -52,11 +64,30 @@ describe('planship-emulator CLI', function () {
     assert.equal(health.status, 200)
     assert.deepEqual(await health.json(), {})
 
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
+    const exited = once(child!, 'exit')
+    child!.kill('SIGTERM')
     const [code] = (await exited) as [number | null]
     assert.equal(code, 0)
-    assert.match(stdout, /stopped/)
+    assert.match(output().stdout, /stopped/)
+  })
+
+  it('prints the address it really listens on, and warns that admin routes are open when not on loopback', async () => {
+    const { url, output } = await started(['--host', '0.0.0.0', '--port', '0'])
+    const { stdout, stderr } = output()
+    const port = /:(\d+)$/.exec(url)?.[1]
+    assert.equal(url, `http://0.0.0.0:${port}`)
+    // The URL a client on this machine uses, since 0.0.0.0 is not an address to connect to.
+    assert.match(stdout, new RegExp(`base URL: +http://127\\.0\\.0\\.1:${port}\n`))
+    assert.match(stderr, /warning: .*0\.0\.0\.0.*not on loopback.*no authentication/s)
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/v1/health`)).status, 200)
+  })
+
+  it('prints the version of package.json for --version', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string
+    }
+    const { code, stdout, stderr } = await run(['--version'])
+    assert.deepEqual({ code, stdout, stderr }, { code: 0, stdout: `${version}\n`, stderr: '' })
   })
 
   it('prints usage for --help', async () => {

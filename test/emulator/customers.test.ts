@@ -114,4 +114,61 @@ describe('emulator customers', () => {
     assert.throws(() => emu.createCustomer('helper@example.com'))
     assert.throws(() => emu.createCustomer('x', 'no-such-plan'), TypeError)
   })
+
+  it('creates a customer on a plan from an object, naming a bad field in a TypeError', async () => {
+    const { id } = emu.createCustomer({ alternativeId: 'acme@example.com', plan: 'pro', name: 'Acme' })
+    const customer = await sdk(emu).getCustomer('acme@example.com')
+    assert.deepEqual([customer.id, customer.name], [id, 'Acme'])
+    assert.equal((await sdk(emu).getEntitlements('acme@example.com'))['csv-export'], true)
+    assert.throws(() => emu.createCustomer({ alternativeId: 'y', plan: 'gold' }), /^TypeError: plan: .*'free', 'pro'/)
+    assert.throws(() => emu.createCustomer({ alternativeId: 'y', product: 'nope' }), /^TypeError: product: /)
+    assert.throws(() => emu.createCustomer({ alternativeId: 'acme@example.com' }), /already exists/)
+    assert.equal(await statusOf(sdk(emu).getCustomer('y')), 404)
+  })
+
+  describe('POST /_emulator/customers', () => {
+    it('creates a customer on a plan: 201 with the customer as the API shows it', async () => {
+      const response = await raw(emu, 'POST', '/_emulator/customers', {
+        body: { alternative_id: 'acme@example.com', plan: 'pro', name: 'Acme', email: 'ops@acme.example' },
+      })
+      assert.equal(response.status, 201)
+      const body = response.body as { id: string; alternative_id: string; name: string; subscriptions: unknown[] }
+      assert.equal(body.alternative_id, 'acme@example.com')
+      assert.equal(body.name, 'Acme')
+      assert.deepEqual(
+        body.subscriptions.map((s) => (s as { plan: { slug: string } }).plan.slug),
+        ['pro'],
+      )
+      const planship = sdk(emu)
+      assert.deepEqual(await planship.getCustomer(body.id), await planship.getCustomer('acme@example.com'))
+      assert.equal((await planship.getEntitlements('acme@example.com'))['api-calls'], 10_000)
+      // Without a plan: the first plan of the product.
+      const free = await raw(emu, 'POST', '/_emulator/customers', { body: { alternative_id: 'someone' } })
+      assert.equal(free.status, 201)
+      assert.equal((await planship.getEntitlements('someone'))['api-calls'], 100)
+    })
+
+    it('answers 422 for an unknown plan or key, 409 for a taken alternative id, and creates nothing', async () => {
+      const post = (body: unknown) => raw(emu, 'POST', '/_emulator/customers', { body })
+      const cases: Array<[unknown, number, unknown[]]> = [
+        [{ alternative_id: 'x', plan: 'enterprise' }, 422, ['body', 'plan']],
+        [{ alternative_id: 'x', product: 'other' }, 422, ['body', 'product']],
+        [{ alternative_id: 'x', planSlug: 'pro' }, 422, ['body', 'planSlug']],
+        [{ plan: 'pro' }, 422, ['body', 'alternative_id']],
+        [{ alternative_id: 7 }, 422, ['body', 'alternative_id']],
+      ]
+      for (const [body, status, loc] of cases) {
+        const response = await post(body)
+        assert.equal(response.status, status, JSON.stringify(body))
+        assert.deepEqual((response.body as { detail: Array<{ loc: unknown }> }).detail[0]?.loc, loc)
+      }
+      assert.match(JSON.stringify((await post({ alternative_id: 'x', plan: 'gold' })).body), /'free', 'pro'/)
+      assert.equal(await statusOf(sdk(emu).getCustomer('x')), 404)
+
+      const taken = await post({ alternative_id: 'free-customer', plan: 'pro' })
+      assert.equal(taken.status, 409)
+      assert.match(String((taken.body as { detail: string }).detail), /already exists/)
+      assert.equal((await sdk(emu).getEntitlements('free-customer'))['api-calls'], 100)
+    })
+  })
 })

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defaultFixture, loadFixture, startEmulator, type Fixture } from '../../src/emulator/index.js'
@@ -30,7 +30,13 @@ describe('emulator fixtures', () => {
     assert.equal(loadFixture(), defaultFixture)
     assert.deepEqual(
       defaultFixture.products.map((p) => [p.slug, p.levers.map((l) => l.slug), p.plans.map((pl) => pl.slug)]),
-      [['acme-api', ['api-calls', 'renders-per-minute', 'csv-export', 'max-projects'], ['free', 'pro']]],
+      [
+        [
+          'acme-api',
+          ['api-calls', 'renders-per-minute', 'csv-export', 'max-projects', 'exports-per-project'],
+          ['free', 'pro'],
+        ],
+      ],
     )
     assert.deepEqual(defaultFixture.credentials, [{ clientId: 'demo-client-id', clientSecret: 'demo-client-secret' }])
   })
@@ -83,6 +89,25 @@ describe('emulator fixtures', () => {
         () => loadFixture(fixture),
         (error: Error) => error instanceof TypeError && message.test(error.message),
       )
+    }
+  })
+
+  it("README's fixture example loads, and its per-bucket lever answers as the README says", async () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const section = readme.slice(readme.indexOf('## Fixture format'))
+    const json = /```json\n([\s\S]*?)```/.exec(section)?.[1]
+    assert.ok(json, 'README has a JSON example under "Fixture format"')
+    const file = join(dir, 'readme-fixture.json')
+    writeFileSync(file, json)
+    const emu = await startEmulator({ fixture: file })
+    try {
+      const planship = sdk(emu)
+      assert.deepEqual((await planship.getEntitlements('ada@example.com'))['exports-per-project'], { null: 5 })
+      await planship.reportUsage('ada@example.com', 'export', 2, 'q3')
+      assert.deepEqual((await planship.getEntitlements('ada@example.com'))['exports-per-project'], { null: 5, q3: 3 })
+      assert.equal((await planship.getEntitlements('stripe:cus_Team42'))['support'], 'phone')
+    } finally {
+      await emu.close()
     }
   })
 

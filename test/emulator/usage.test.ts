@@ -15,12 +15,14 @@ describe('emulator entitlements and usage (demo fixture)', () => {
       'renders-per-minute': 5,
       'csv-export': false,
       'max-projects': 3,
+      'exports-per-project': { null: 10 },
     })
     assert.deepEqual(await planship.getEntitlements('pro-customer'), {
       'api-calls': 10000,
       'renders-per-minute': 100,
       'csv-export': true,
       'max-projects': -1,
+      'exports-per-project': { null: 1000 },
     })
   })
 
@@ -32,6 +34,7 @@ describe('emulator entitlements and usage (demo fixture)', () => {
       'renders-per-minute': 0,
       'csv-export': false,
       'max-projects': 0,
+      'exports-per-project': { null: 0 },
     })
   })
 
@@ -115,6 +118,7 @@ describe('emulator entitlements and usage (demo fixture)', () => {
       'renders-per-minute': 100,
       'csv-export': true,
       'max-projects': -1,
+      'exports-per-project': { null: 1000 },
     })
   })
 

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import request from 'supertest'
 import { createDemoApp } from '../../examples/koa-api/app.js'
 import { startEmulator } from '../../src/emulator/index.js'
+import { startDemo } from './demo-process.js'
 
 describe('examples/koa-api', () => {
   it('enforces and reports on the emulator: free route, api-call, per-minute renders, csv-export', async () => {
@@ -31,27 +30,22 @@ describe('examples/koa-api', () => {
 
   it('`npm start` serves the demo on the embedded emulator and flushes usage on SIGINT', async function () {
     this.timeout(20_000)
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/koa-api/server.ts'], {
-      // Without Planship credentials in the environment the demo runs on the embedded emulator.
-      env: { ...process.env, PORT: '0', PLANSHIP_CLIENT_ID: '', PLANSHIP_CLIENT_SECRET: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    while (!/Ctrl-C/.test(output)) {
-      if (child.exitCode !== null) throw new Error(`demo exited early:\n${output}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    const apiUrl = /Demo API on (\S+)/.exec(output)?.[1]
-    const emulatorUrl = /emulator at (\S+)\)/.exec(output)?.[1]
-    assert.ok(apiUrl && emulatorUrl, output)
+    const demo = await startDemo()
+    const { apiUrl, emulatorUrl } = demo
+    const output = demo.output()
     assert.match(output, /curl -i .*free-customer/)
+    // Every URL in a curl line is single-quoted: unquoted, zsh would glob the `?` of a query.
+    for (const line of output.split('\n').filter((l) => l.includes('curl '))) {
+      assert.doesNotMatch(line.replace(/'[^']*'/g, "''"), /https?:\/\//, line)
+    }
+    const consoleUrl = /Console: (\S+)/.exec(output)?.[1]
+    assert.equal(consoleUrl, `${emulatorUrl}/`)
+    const page = await fetch(consoleUrl)
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /<title>Planship emulator<\/title>/)
     assert.equal((await fetch(`${apiUrl}/v1/search?q=x`, { headers: { 'x-customer-id': 'pro-customer' } })).status, 200)
 
-    child.kill('SIGINT')
-    const [code] = await once(child, 'exit')
-    assert.equal(code, 0, output)
-    assert.match(output, /flushing usage/)
+    assert.equal(await demo.stop(), 0, demo.output())
+    assert.match(demo.output(), /flushing usage/)
   })
 })
