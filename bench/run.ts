@@ -230,8 +230,23 @@ for (const mode of modes) {
   const rows = samples.get(mode)!
   const u = (kind: keyof typeof kinds) => median(rows.map((row) => row.upstream[kind])).toFixed(2)
   console.log(
-    `| ${names[mode]} | ${spread(of(mode, (s) => s.rps), 0)} | ${spread(of(mode, (s) => s.p50), 0)} | ` +
-      `${spread(of(mode, (s) => s.p99), 0)} | ${spread(of(mode, (s) => s.cpuUs), 1)} | ${spread(of(mode, (s) => s.bytes), 0)} | ` +
+    `| ${names[mode]} | ${spread(
+      of(mode, (s) => s.rps),
+      0,
+    )} | ${spread(
+      of(mode, (s) => s.p50),
+      0,
+    )} | ` +
+      `${spread(
+        of(mode, (s) => s.p99),
+        0,
+      )} | ${spread(
+        of(mode, (s) => s.cpuUs),
+        1,
+      )} | ${spread(
+        of(mode, (s) => s.bytes),
+        0,
+      )} | ` +
       `${rows.reduce((sum, row) => sum + row.non2xx + row.errors, 0)} | ${u('token')} | ${u('entitlements')} | ` +
       `${u('usage fetch')} | ${u('report POST')} |`,
   )
