@@ -82,7 +82,8 @@ export function mayHaveBeenApplied(error: unknown): boolean {
   return false
 }
 
-function errnoOf(error: unknown): string | undefined {
+/** The errno code (ECONNREFUSED …) of an error or of one of its causes. */
+export function errnoOf(error: unknown): string | undefined {
   for (let cause = error, depth = 0; cause !== undefined && depth < 5; depth++) {
     if (typeof cause !== 'object' || cause === null) return undefined
     if ('code' in cause && typeof cause.code === 'string') return cause.code

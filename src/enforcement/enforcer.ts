@@ -77,15 +77,18 @@ export class Enforcer {
   #stopped = false
   /** Requests refused because `reporting.maxPendingKeys` keys were waiting for delivery. */
   backlogRefusals = 0
+  /** Shared by every Planship read; its state is a metric. */
+  readonly breaker: CircuitBreaker
 
   constructor(config: EnforcerConfig) {
     this.#config = config
+    this.breaker = new CircuitBreaker(config.clock)
     const common = {
       max: config.max,
       ttlMs: config.ttlMs,
       maxStaleMs: config.maxStaleMs,
       clock: config.clock,
-      breaker: new CircuitBreaker(config.clock),
+      breaker: this.breaker,
       onRefreshError: (key: string, error: unknown) => {
         const message = 'refreshing cached Planship data failed; serving stale data'
         config.logger.warn?.(message, { key: key.replace('\u0000', ' '), error: describe(error) })

@@ -1,5 +1,6 @@
 import { failedBeforeSending, PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
+import type { ClientInstrumentation } from '../telemetry/planship-calls.js'
 import { TokenSource } from './token.js'
 import { fetchTransport, nodeTransport, type Transport, type TransportResponse } from './transport.js'
 import type { Customer, Entitlements, LeverUsage, MeteringRecord } from './types.js'
@@ -16,6 +17,8 @@ export interface PlanshipClientConfig {
   /** Most connections to Planship at once (default transport). */
   maxSockets: number
   clock: Clock
+  /** Spans and durations around every HTTP call (OpenTelemetry); none when absent. */
+  instrument?: ClientInstrumentation | undefined
 }
 
 /** Upstream calls made, by kind, for tests, metrics and the benchmark. */
@@ -51,8 +54,10 @@ export class PlanshipClient {
   constructor(config: PlanshipClientConfig) {
     // Paths are appended to the base URL, which users write with or without a trailing slash.
     this.#config = { ...config, baseUrl: config.baseUrl.replace(/\/+$/, '') }
-    this.#tokens = new TokenSource({ ...this.#config, fetch: config.fetch ?? globalThis.fetch })
-    this.#transport = config.fetch === undefined ? nodeTransport(config.maxSockets) : fetchTransport(config.fetch)
+    const tokenFetch = config.fetch ?? globalThis.fetch
+    this.#tokens = new TokenSource({ ...this.#config, fetch: config.instrument?.fetch(tokenFetch) ?? tokenFetch })
+    const transport = config.fetch === undefined ? nodeTransport(config.maxSockets) : fetchTransport(config.fetch)
+    this.#transport = config.instrument?.transport(transport) ?? transport
   }
 
   callCounts(): PlanshipCallCounts {
