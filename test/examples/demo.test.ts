@@ -48,6 +48,8 @@ describe('examples/koa-api', () => {
     assert.ok(apiUrl && emulatorUrl, output)
     assert.match(output, /curl -i .*free-customer/)
     assert.equal((await fetch(`${apiUrl}/v1/search?q=x`, { headers: { 'x-customer-id': 'pro-customer' } })).status, 200)
+    const scrape = await (await fetch(`${apiUrl}/metrics`)).text()
+    assert.match(scrape, /^planship_meter_units_admitted_total\{planship_meter_metering_id="api-call",.*\} 1$/m)
 
     child.kill('SIGINT')
     const [code] = await once(child, 'exit')
