@@ -45,7 +45,7 @@ export interface Telemetry {
   onEvent(event: MeterEvent): void
   /** Spans and durations of every Planship call. */
   client: ClientInstrumentation
-  /** Starts the observable gauges over the meter's store, reporter and circuit breaker. */
+  /** Starts observing the meter's store, reporter and circuit breaker. */
   observe(parts: ObservedParts): void
   /** After `close()`: the gauges keep their final values and let go of the meter's parts. */
   close(): Promise<void>
@@ -65,108 +65,100 @@ export function createTelemetry(): Telemetry | undefined {
   if (api === undefined) return undefined
   const meter = api.metrics.getMeter(SCOPE, VERSION)
   const tracer = api.trace.getTracer(SCOPE, VERSION)
+  const counter = (name: string, description: string, unit: string) =>
+    meter.createObservableCounter(name, { description, unit })
+  const gauge = (name: string, description: string, unit?: string) =>
+    meter.createObservableGauge(name, unit === undefined ? { description } : { description, unit })
 
-  const decisions = meter.createCounter('planship_meter.decisions', {
-    description: 'Decisions taken by consume() and requireFeature(), allowed or not',
-    unit: '{decision}',
-  })
-  const denials = meter.createCounter('planship_meter.denials', {
-    description: 'Requests denied, by denial code and lever',
-    unit: '{request}',
-  })
-  const admitted = meter.createCounter('planship_meter.units.admitted', {
-    description: 'Usage units reserved by admitted consume() requests',
-    unit: '{unit}',
-  })
-  const reported = meter.createCounter('planship_meter.units.reported', {
-    description: 'Usage units Planship acknowledged',
-    unit: '{unit}',
-  })
-  const dropped = meter.createCounter('planship_meter.units.dropped', {
-    description: 'Usage units that left the meter without being acknowledged, by outcome',
-    unit: '{unit}',
-  })
-  const reports = meter.createCounter('planship_meter.reports', {
-    description: 'Usage report POSTs, by outcome',
-    unit: '{report}',
-  })
+  const decisions = new Tally(
+    counter('planship_meter.decisions', 'Decisions taken by consume() and requireFeature()', '{decision}'),
+  )
+  const denials = new Tally(counter('planship_meter.denials', 'Requests denied, by code and lever', '{request}'))
+  const admitted = new Tally(
+    counter('planship_meter.units.admitted', 'Usage units reserved by admitted consume() requests', '{unit}'),
+  )
+  const reported = new Tally(counter('planship_meter.units.reported', 'Usage units Planship acknowledged', '{unit}'))
+  const dropped = new Tally(
+    counter('planship_meter.units.dropped', 'Usage units that left the meter unacknowledged, by outcome', '{unit}'),
+  )
+  const reports = new Tally(counter('planship_meter.reports', 'Usage report POSTs, by outcome', '{report}'))
+  const tallies = [decisions, denials, admitted, reported, dropped, reports]
+  const duplicated = counter(
+    'planship_meter.units.possibly_duplicated',
+    'Usage units sent again after an attempt that may have been applied (at-least-once)',
+    '{unit}',
+  )
+  const pendingUnits = gauge(
+    'planship_meter.pending.units',
+    'Usage units waiting to be reported or being sent',
+    '{unit}',
+  )
+  const pendingKeys = gauge(
+    'planship_meter.pending.keys',
+    'Customer × metering id × bucket keys with usage waiting to be reported or being sent',
+    '{key}',
+  )
+  const breakerState = gauge(
+    'planship_meter.circuit_breaker.state',
+    'Circuit breaker of Planship reads: 0 closed, 1 half-open, 2 open',
+  )
   const duration = meter.createHistogram('http.client.request.duration', {
     description: 'Duration of HTTP client requests to Planship',
     unit: 's',
     advice: { explicitBucketBoundaries: DURATION_BUCKETS },
   })
-  const pendingUnits = meter.createObservableGauge('planship_meter.pending.units', {
-    description: 'Usage units waiting to be reported or being sent',
-    unit: '{unit}',
-  })
-  const pendingKeys = meter.createObservableGauge('planship_meter.pending.keys', {
-    description: 'Customer × metering id × bucket keys with usage waiting to be reported or being sent',
-    unit: '{key}',
-  })
-  const duplicated = meter.createObservableCounter('planship_meter.units.possibly_duplicated', {
-    description: 'Usage units sent again after an attempt that may have been applied (at-least-once)',
-    unit: '{unit}',
-  })
-  const breakerState = meter.createObservableGauge('planship_meter.circuit_breaker.state', {
-    description: 'Circuit breaker of Planship reads: 0 closed, 1 half-open, 2 open',
-  })
 
-  // Attribute sets are made once per distinct value, not per request: levers, metering ids and
-  // outcomes are few (the product's own names), and a no-op SDK then costs no allocation.
-  const attributes = new Map<string, OtelApi.Attributes>()
-  const once = (key: string, make: () => OtelApi.Attributes): OtelApi.Attributes => {
-    let found = attributes.get(key)
-    if (found === undefined) attributes.set(key, (found = make()))
-    return found
-  }
-  const outcome = (value: string) => once(`outcome\u0000${value}`, () => ({ 'planship_meter.report.outcome': value }))
+  const outcome = (value: string) =>
+    [`outcome\u0000${value}`, () => ({ 'planship_meter.report.outcome': value })] as const
+  let read: (() => Promise<Observed>) | undefined
 
-  let stopObserving: (() => Promise<void>) | undefined
-  const observables = [pendingUnits, pendingKeys, duplicated, breakerState]
+  meter.addBatchObservableCallback(
+    async (result) => {
+      for (const tally of tallies) tally.observe(result)
+      if (read === undefined) return
+      const values = await read()
+      result.observe(breakerState, values.breaker)
+      result.observe(duplicated, values.duplicated)
+      result.observe(pendingUnits, values.pendingUnits)
+      if (values.pendingKeys !== undefined) result.observe(pendingKeys, values.pendingKeys)
+    },
+    [...tallies.map((tally) => tally.instrument), duplicated, pendingUnits, pendingKeys, breakerState],
+  )
 
   return {
     onEvent(event) {
       switch (event.type) {
         case 'decision': {
           const { kind, allowed, source, cost, subject } = event
-          decisions.add(
-            1,
-            once(`decision\u0000${kind}\u0000${allowed}\u0000${source}`, () => ({
-              'planship_meter.decision.kind': kind,
-              'planship_meter.decision.allowed': allowed,
-              'planship_meter.decision.source': source,
-            })),
-          )
+          decisions.add(1, `${kind}\u0000${allowed}\u0000${source}`, () => ({
+            'planship_meter.decision.kind': kind,
+            'planship_meter.decision.allowed': allowed,
+            'planship_meter.decision.source': source,
+          }))
           if (allowed && kind === 'consume' && cost !== undefined && cost > 0) {
-            admitted.add(
-              cost,
-              once(`metering\u0000${subject}`, () => ({ 'planship_meter.metering_id': subject })),
-            )
+            admitted.add(cost, subject, () => ({ 'planship_meter.metering_id': subject }))
           }
           return
         }
         case 'denial': {
           const { code, lever } = event.denial
-          denials.add(
-            1,
-            once(`denial\u0000${code}\u0000${lever ?? ''}`, () =>
-              lever === undefined
-                ? { 'planship_meter.denial.code': code }
-                : { 'planship_meter.denial.code': code, 'planship_meter.lever': lever },
-            ),
+          denials.add(1, `${code}\u0000${lever ?? ''}`, () =>
+            lever === undefined
+              ? { 'planship_meter.denial.code': code }
+              : { 'planship_meter.denial.code': code, 'planship_meter.lever': lever },
           )
           return
         }
         case 'flush':
-          if (event.result.reports > 0) reports.add(event.result.reports, outcome('delivered'))
-          if (event.result.units > 0) reported.add(event.result.units)
+          reports.add(event.result.reports, ...outcome('delivered'))
+          reported.add(event.result.units, '', () => ({}))
           return
         case 'retry':
-          reports.add(1, outcome('retried'))
+          reports.add(1, ...outcome('retried'))
           return
         case 'drop':
-          reports.add(1, outcome(DROP_OUTCOMES[event.reason]))
-          dropped.add(event.report.usage, outcome(DROP_OUTCOMES[event.reason]))
+          reports.add(1, ...outcome(DROP_OUTCOMES[event.reason]))
+          dropped.add(event.report.usage, ...outcome(DROP_OUTCOMES[event.reason]))
           return
         case 'error':
           return
@@ -176,32 +168,45 @@ export function createTelemetry(): Telemetry | undefined {
     client: clientInstrumentation(api, tracer, duration),
 
     observe(parts) {
-      let read = async (): Promise<Observed> => ({
+      read = async () => ({
         breaker: BREAKER_VALUES[parts.breaker.state()],
         duplicated: parts.deliveryStats().possiblyDuplicatedUnits,
         // A shared store may answer asynchronously; the SDK waits for the callback.
         pendingUnits: await parts.store.pendingUnits(),
         pendingKeys: await parts.store.pendingKeys?.(),
       })
-      meter.addBatchObservableCallback(async (result) => {
-        const values = await read()
-        result.observe(breakerState, values.breaker)
-        result.observe(duplicated, values.duplicated)
-        result.observe(pendingUnits, values.pendingUnits)
-        if (values.pendingKeys !== undefined) result.observe(pendingKeys, values.pendingKeys)
-      }, observables)
-      stopObserving = async () => {
-        // The SDK would go on exporting the last values it saw (cumulative), not the final ones,
-        // if the callback went away: keep reporting the final values, but not the meter's parts.
-        const final = await read()
-        read = async () => final
-      }
     },
 
     async close() {
-      await stopObserving?.()
-      stopObserving = undefined
+      // The SDK would go on exporting the last values it saw (cumulative), not the final ones,
+      // if the callback went away: keep reporting the final values, but not the meter's parts.
+      if (read === undefined) return
+      const final = await read()
+      read = async () => final
     },
+  }
+}
+
+/**
+ * A count per attribute set, kept in a plain number and handed to the SDK when it collects.
+ * A synchronous counter's `add()` costs an SDK about a microsecond (it hashes the attributes
+ * on every call); this costs a map lookup, with or without an SDK. Attribute sets are made once
+ * per distinct value: levers, metering ids and outcomes are few (the product's own names).
+ */
+class Tally {
+  readonly #entries = new Map<string, { attributes: OtelApi.Attributes; value: number }>()
+
+  constructor(readonly instrument: OtelApi.ObservableCounter) {}
+
+  add(value: number, key: string, attributes: () => OtelApi.Attributes): void {
+    if (value === 0) return
+    const entry = this.#entries.get(key)
+    if (entry === undefined) this.#entries.set(key, { attributes: attributes(), value })
+    else entry.value += value
+  }
+
+  observe(result: OtelApi.BatchObservableResult): void {
+    for (const { attributes, value } of this.#entries.values()) result.observe(this.instrument, value, attributes)
   }
 }
 
