@@ -1,12 +1,16 @@
 /**
  * `tsx bench/report-cost.ts`: CPU per usage report POST (client and a trivial server in this
- * process), for the default transport and for the global fetch.
+ * process), for the default transport and for the global fetch. `BENCH_OTEL=sdk` registers an
+ * OpenTelemetry SDK first (every POST then gets a span and a duration).
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Koa from 'koa'
 import request from 'supertest'
 import { createMeter } from '../src/index.js'
+import { registerSdk } from './otel-sdk.js'
+
+const stopSdk = process.env['BENCH_OTEL'] === 'sdk' ? await registerSdk() : undefined
 
 const server = http.createServer((req, res) => {
   req.resume()
@@ -50,3 +54,4 @@ for (const [name, fetchImpl] of [
   await meter.close()
 }
 server.close()
+await stopSdk?.()
