@@ -1,6 +1,6 @@
 import { failedBeforeSending, PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
-import type { ClientInstrumentation } from '../telemetry/planship-calls.js'
+import type { ClientInstrumentation } from '../telemetry/client-hook.js'
 import { TokenSource } from './token.js'
 import { fetchTransport, nodeTransport, type Transport, type TransportResponse } from './transport.js'
 import type { Customer, Entitlements, LeverUsage, MeteringRecord } from './types.js'

@@ -1,5 +1,5 @@
 import { errnoOf } from '../errors.js'
-import type { Transport } from '../planship/transport.js'
+import type { ClientInstrumentation } from './client-hook.js'
 import type { OtelApi } from './otel-api.js'
 
 /** Low-cardinality names of the Planship calls, the `planship_meter.endpoint` attribute. */
@@ -49,14 +49,6 @@ const ROUTES: readonly Route[] = [
   },
   { endpoint: 'customer', method: 'GET', pattern: /\/api\/v1\/customers\/[^/]+$/, template: CUSTOMER },
 ]
-
-/** Wraps the Planship client's transports so that every HTTP call gets a span and a duration. */
-export interface ClientInstrumentation {
-  /** The API calls (entitlements, usage, reports). */
-  transport(transport: Transport): Transport
-  /** The token requests, which openid-client sends through a fetch. */
-  fetch(fetchImpl: typeof fetch): typeof fetch
-}
 
 /** What one Planship call looked like, for the span and the histogram. */
 type CallAttributes = OtelApi.Attributes & {

@@ -4,7 +4,8 @@ import type { UsageStore } from '../enforcement/store.js'
 import type { MeterEvent } from '../events.js'
 import type { DeliveryStats } from '../reporting/reporter.js'
 import { loadOtelApi, type OtelApi } from './otel-api.js'
-import { type ClientInstrumentation, clientInstrumentation } from './planship-calls.js'
+import type { ClientInstrumentation } from './client-hook.js'
+import { clientInstrumentation } from './planship-calls.js'
 
 /** The instrumentation scope: what `otel_scope_name` says in a Prometheus scrape. */
 const SCOPE = 'planship-meter'
