@@ -204,8 +204,12 @@ async function allPoints(sdk: TestSdk) {
     'planship_meter.denials',
     'planship_meter.units.admitted',
     'planship_meter.units.reported',
+    'planship_meter.units.dropped',
+    'planship_meter.units.possibly_duplicated',
     'planship_meter.reports',
     'planship_meter.pending.units',
+    'planship_meter.pending.keys',
+    'planship_meter.circuit_breaker.state',
     'http.client.request.duration',
   ]
   return Promise.all(names.map((name) => sdk.points(name)))
