@@ -59,11 +59,6 @@ type CallAttributes = OtelApi.Attributes & {
   'planship_meter.endpoint': PlanshipEndpoint
 }
 
-interface Outcome {
-  status?: number
-  errorType?: string
-}
-
 /**
  * Instruments Planship calls after the OTel HTTP client semantic conventions: a CLIENT span
  * named `{method} {url.template}` and `http.client.request.duration` in seconds. Never the URL
@@ -74,26 +69,26 @@ export function clientInstrumentation(
   tracer: OtelApi.Tracer,
   duration: OtelApi.Histogram,
 ): ClientInstrumentation {
-  async function observe<T>(method: string, url: string, send: () => Promise<T>, outcome: (r: T) => Outcome) {
+  async function observe<T extends { status: number }>(method: string, url: string, send: () => Promise<T>) {
     const attributes = describeCall(method, url)
     const name = attributes['url.template'] === undefined ? method : `${method} ${attributes['url.template']}`
     const span = tracer.startSpan(name, { kind: api.SpanKind.CLIENT, attributes })
     const startedAt = performance.now()
-    let result: Outcome = {}
+    let status: number | undefined
+    let failed: string | undefined
     try {
       // Active while sending, so spans of an instrumented fetch or node:http become its children.
       const response = await api.context.with(api.trace.setSpan(api.context.active(), span), send)
-      result = outcome(response)
+      status = response.status
+      // The semantic conventions count every 4xx and 5xx of a client call as an error.
+      if (status >= 400) failed = String(status)
       return response
     } catch (error) {
-      result = { errorType: errorType(error) }
+      failed = errorType(error)
       throw error
     } finally {
       const final: OtelApi.Attributes = { ...attributes }
-      if (result.status !== undefined) final['http.response.status_code'] = result.status
-      // The semantic conventions count every 4xx and 5xx of a client call as an error.
-      const failed =
-        result.errorType ?? (result.status !== undefined && result.status >= 400 ? String(result.status) : undefined)
+      if (status !== undefined) final['http.response.status_code'] = status
       if (failed !== undefined) {
         final['error.type'] = failed
         span.setStatus({ code: api.SpanStatusCode.ERROR, message: failed })
@@ -106,30 +101,19 @@ export function clientInstrumentation(
 
   return {
     transport: (transport) => ({
-      send: (request) =>
-        observe(
-          request.method,
-          request.url,
-          () => transport.send(request),
-          (response) => ({ status: response.status }),
-        ),
+      send: (request) => observe(request.method, request.url, () => transport.send(request)),
       close: () => transport.close(),
     }),
     fetch: (fetchImpl) => (input, init) => {
       const url = input instanceof Request ? input.url : String(input)
       const method = init?.method ?? (input instanceof Request ? input.method : 'GET')
-      return observe(
-        method.toUpperCase(),
-        url,
-        () => fetchImpl(input, init),
-        (response) => ({ status: response.status }),
-      )
+      return observe(method.toUpperCase(), url, () => fetchImpl(input, init))
     },
   }
 }
 
 /** The attributes of a call to `url`: its host and route template, never its path. */
-export function describeCall(method: string, url: string): CallAttributes {
+function describeCall(method: string, url: string): CallAttributes {
   const target = new URL(url)
   const route = ROUTES.find((candidate) => candidate.method === method && candidate.pattern.test(target.pathname))
   const attributes: CallAttributes = {

@@ -109,8 +109,7 @@ export function createTelemetry(): Telemetry | undefined {
     advice: { explicitBucketBoundaries: DURATION_BUCKETS },
   })
 
-  const outcome = (value: string) =>
-    [`outcome\u0000${value}`, () => ({ 'planship_meter.report.outcome': value })] as const
+  const outcome = (value: string) => [value, () => ({ 'planship_meter.report.outcome': value })] as const
   let read: (() => Promise<Observed>) | undefined
 
   meter.addBatchObservableCallback(
