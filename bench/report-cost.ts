@@ -1,6 +1,7 @@
 /**
  * `tsx bench/report-cost.ts`: CPU per usage report POST on the client side only (the server runs
  * in a child process), for the default transport and for the global fetch, alternating.
+ * `BENCH_OTEL=sdk` registers an OpenTelemetry SDK first (every POST then gets a span and a duration).
  */
 import { fork } from 'node:child_process'
 import http from 'node:http'
@@ -8,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import Koa from 'koa'
 import request from 'supertest'
 import { createMeter, type Meter } from '../src/index.js'
+import { registerSdk } from './otel-sdk.js'
 
 /** Leaves one pending report for each of `count` customers. */
 async function pend(meter: Meter, prefix: string, count: number): Promise<void> {
@@ -36,6 +38,7 @@ if (process.argv[2] === 'server') {
   server.listen(0, '127.0.0.1', () => process.send?.((server.address() as AddressInfo).port))
   process.on('disconnect', () => process.exit(0))
 } else {
+  const stopSdk = process.env['BENCH_OTEL'] === 'sdk' ? await registerSdk() : undefined
   const child = fork(new URL(import.meta.url), ['server'], { execArgv: ['--import', 'tsx'] })
   const port = await new Promise<number>((resolve) => child.once('message', (message) => resolve(message as number)))
   const baseUrl = `http://127.0.0.1:${port}`
@@ -72,4 +75,5 @@ if (process.argv[2] === 'server') {
     )
   }
   child.disconnect()
+  await stopSdk?.()
 }

@@ -109,7 +109,8 @@ export function networkFailure(error: unknown, baseUrl: string): string {
   return [code ?? 'network error', address].filter((part) => part !== undefined).join(' ')
 }
 
-function errnoOf(error: unknown): string | undefined {
+/** The errno code (ECONNREFUSED …) of an error or of one of its causes. */
+export function errnoOf(error: unknown): string | undefined {
   for (let cause = error, depth = 0; cause !== undefined && depth < 5; depth++) {
     if (typeof cause !== 'object' || cause === null) return undefined
     if ('code' in cause && typeof cause.code === 'string') return cause.code

@@ -18,6 +18,8 @@ export type MeterEvent =
       source: DecisionSource
       /** The lever that decided, when one did. */
       lever?: string
+      /** Units the consume asked to reserve (reserved when allowed). */
+      cost?: number
     }
   | { type: 'denial'; denial: Denial }
   | { type: 'flush'; result: Omit<FlushResult, 'rejected'> }

@@ -8,6 +8,7 @@ import type { PlanshipState } from './koa/state.js'
 import { type MeterOptions, resolveConfig } from './options.js'
 import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
 import { type CloseResult, type DeliveryStats, type FlushResult, Reporter } from './reporting/reporter.js'
+import { createTelemetry, withTelemetry } from './telemetry/telemetry.js'
 
 /** Connections to Planship at once: report POSTs (`reporting.maxConcurrency`) plus cold reads. */
 const MAX_SOCKETS = 64
@@ -59,13 +60,15 @@ export interface Meter {
 export function createMeter(options: MeterOptions): Meter {
   const config = resolveConfig(options)
   const { clock, log } = config
-  const emit = eventSink(config.onEvent)
+  const telemetry = createTelemetry() // undefined when @opentelemetry/api is not installed
+  const emit = eventSink(withTelemetry(telemetry, config.onEvent))
   const client = new PlanshipClient({
     ...config.planship,
     productSlug: config.productSlug,
     fetch: config.fetch,
     maxSockets: MAX_SOCKETS,
     clock,
+    instrument: telemetry?.client,
   })
   const store =
     config.store ??
@@ -78,6 +81,7 @@ export function createMeter(options: MeterOptions): Meter {
     })
   const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, log, emit })
   const reporter = new Reporter({ ...config.reporting, client, store, clock, log, emit })
+  telemetry?.observe({ store, breaker: enforcer.breaker, deliveryStats: () => reporter.stats() })
   const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, enforcer, log, emit })
   let closed: Promise<CloseResult> | undefined
 
@@ -97,6 +101,7 @@ export function createMeter(options: MeterOptions): Meter {
         await enforcer.drain(deadline) // requests still running commit their usage first
         const result = await reporter.close(deadline)
         client.close()
+        await telemetry?.close()
         return result
       })()),
     check: async () => {

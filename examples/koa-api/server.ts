@@ -5,6 +5,7 @@
 import type { AddressInfo } from 'node:net'
 import { startEmulator } from '../../src/emulator/index.js'
 import { createDemoApp } from './app.js'
+import { prometheusMetrics } from './metrics.js'
 
 const port = Number(process.env['PORT'] ?? 3000)
 const clientId = process.env['PLANSHIP_CLIENT_ID']
@@ -21,7 +22,9 @@ const planship = emulator
     }
 const productSlug = process.env['PLANSHIP_PRODUCT_SLUG'] ?? emulator?.productSlug ?? 'acme-api'
 
+const metrics = prometheusMetrics() // before the meter: it takes its instruments from this provider
 const { app, meter } = createDemoApp({ productSlug, planship })
+app.use(metrics.middleware) // GET /metrics, Prometheus text format
 const server = app.listen(port, '127.0.0.1')
 await new Promise((resolve) => server.once('listening', resolve))
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -34,6 +37,7 @@ Try it:
   curl -i '${url}/v1/export.csv' -H 'x-customer-id: pro-customer'         # 200
   for i in $(seq 6); do curl -s -o /dev/null -w '%{http_code} ' -X POST '${url}/v1/renders' -H 'x-customer-id: free-customer'; done; echo   # 5 per minute, then 429
   curl -i '${url}/v1/search'                                              # 401: no customer
+  curl -s '${url}/metrics'                                              # Prometheus metrics of the meter
 ${emulator ? `  curl -s '${emulator.url}/_emulator/usage?customer_id=free-customer&metering_id=api-call'   # usage Planship received (flushed every second)\n` : ''}
 Ctrl-C flushes pending usage and exits.`)
 

@@ -50,6 +50,15 @@ export class CircuitBreaker {
     return undefined
   }
 
+  /**
+   * For metrics: `closed` (calls go out), `open` (calls fail at once until the backoff ends) or
+   * `half_open` (the backoff ended: the next call, or the one in flight, is the probe).
+   */
+  state(): 'closed' | 'open' | 'half_open' {
+    if (this.#failures === 0) return 'closed'
+    return this.#probing || this.#clock.now() >= this.#openUntil ? 'half_open' : 'open'
+  }
+
   success(): void {
     this.#failures = 0
     this.#openUntil = 0

@@ -92,15 +92,18 @@ export class Enforcer {
   readonly #unknownMeteringIds = new Set<string>()
   /** Requests refused because `reporting.maxPendingKeys` keys were waiting for delivery. */
   backlogRefusals = 0
+  /** Shared by every Planship read; its state is a metric. */
+  readonly breaker: CircuitBreaker
 
   constructor(config: EnforcerConfig) {
     this.#config = config
+    this.breaker = new CircuitBreaker(config.clock)
     const common = {
       max: config.max,
       ttlMs: config.ttlMs,
       maxStaleMs: config.maxStaleMs,
       clock: config.clock,
-      breaker: new CircuitBreaker(config.clock),
+      breaker: this.breaker,
       onRefreshError: (_key: string, error: unknown) => {
         const message = 'refreshing cached Planship data failed; serving stale data'
         config.log.throttled('warn', `refresh:${codeOf(error)}`, message, { error: describe(error) })

@@ -216,6 +216,10 @@ export class MemoryUsageStore implements UsageStore {
     return this.#unsentUnits
   }
 
+  pendingKeys(): number {
+    return this.#unsentKeys
+  }
+
   /** Customers with local state, for tests and memory checks. */
   get size(): number {
     return this.#customers.size

@@ -35,6 +35,8 @@ export interface UsageStore {
   discard(report: PendingReport): MaybePromise<void>
   /** Units pending or being sent. */
   pendingUnits(): MaybePromise<number>
+  /** Keys (customer × metering id × bucket) with units pending or being sent, for metrics. Optional. */
+  pendingKeys?(): MaybePromise<number>
 }
 
 /** What usage is reported under: one report per key per flush. */

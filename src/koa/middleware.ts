@@ -58,9 +58,9 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
     writeDenialHead(ctx, denial)
     await config.onDenied(ctx, denial)
   }
-  const record = (state: PlanshipRequestState, customerId: string, decision: DecisionRecord): void => {
+  const record = (state: PlanshipRequestState, customerId: string, decision: DecisionRecord, cost?: number): void => {
     state.decisions.push(decision)
-    emit?.({ type: 'decision', customerId, ...decision })
+    emit?.({ type: 'decision', customerId, ...decision, cost })
   }
 
   /** The request's identification, done once per request; synchronous when `identify` is. */
@@ -116,10 +116,15 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
             source: decision.source,
           }
           if (lever !== undefined) denied.lever = lever
-          record(state, customerId, denied)
+          record(state, customerId, denied, cost)
           return deny(ctx, toDenial(decision.denied, customerId, meteringId))
         }
-        record(state, customerId, { kind: 'consume', subject: meteringId, allowed: true, source: decision.source })
+        record(
+          state,
+          customerId,
+          { kind: 'consume', subject: meteringId, allowed: true, source: decision.source },
+          cost,
+        )
 
         const reservation = decision.reservation
         try {

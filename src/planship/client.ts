@@ -1,5 +1,6 @@
 import { failedBeforeSending, networkFailure, PlanshipMeterError } from '../errors.js'
 import type { Clock } from '../options.js'
+import type { ClientInstrumentation } from '../telemetry/client-hook.js'
 import { pathSegmentProblem } from './ids.js'
 import { TokenSource } from './token.js'
 import {
@@ -25,6 +26,8 @@ export interface PlanshipClientConfig {
   /** Most connections to Planship at once (default transport). */
   maxSockets: number
   clock: Clock
+  /** Spans and durations around every HTTP call (OpenTelemetry); none when absent. */
+  instrument?: ClientInstrumentation | undefined
 }
 
 /** Upstream calls made, by kind, for tests, metrics and the benchmark. */
@@ -63,11 +66,12 @@ export class PlanshipClient {
   constructor(config: PlanshipClientConfig) {
     // Paths are appended to the base URL, which users write with or without a trailing slash.
     this.#config = { ...config, baseUrl: config.baseUrl.replace(/\/+$/, '') }
-    this.#tokens = new TokenSource({ ...this.#config, fetch: config.fetch ?? globalThis.fetch })
-    this.#transport =
-      config.fetch === undefined
-        ? poolTransport(this.#config.baseUrl, config.maxSockets)
-        : fetchTransport(this.#config.baseUrl, config.fetch)
+    const tokenFetch = config.fetch ?? globalThis.fetch
+    this.#tokens = new TokenSource({ ...this.#config, fetch: config.instrument?.fetch(tokenFetch) ?? tokenFetch })
+    const { baseUrl } = this.#config
+    const transport =
+      config.fetch === undefined ? poolTransport(baseUrl, config.maxSockets) : fetchTransport(baseUrl, config.fetch)
+    this.#transport = config.instrument?.transport(transport, baseUrl) ?? transport
   }
 
   callCounts(): PlanshipCallCounts {

@@ -44,6 +44,8 @@ describe('examples/koa-api', () => {
     assert.equal(page.status, 200)
     assert.match(await page.text(), /<title>Planship emulator<\/title>/)
     assert.equal((await fetch(`${apiUrl}/v1/search?q=x`, { headers: { 'x-customer-id': 'pro-customer' } })).status, 200)
+    const scrape = await (await fetch(`${apiUrl}/metrics`)).text()
+    assert.match(scrape, /^planship_meter_units_admitted_total\{planship_meter_metering_id="api-call",.*\} 1$/m)
 
     assert.equal(await demo.stop(), 0, demo.output())
     assert.match(demo.output(), /flushing usage/)

@@ -1,0 +1,230 @@
+import { createRequire } from 'node:module'
+import type { CircuitBreaker } from '../enforcement/backoff.js'
+import type { UsageStore } from '../enforcement/store.js'
+import type { MeterEvent } from '../events.js'
+import type { DeliveryStats } from '../reporting/reporter.js'
+import { loadOtelApi, type OtelApi } from './otel-api.js'
+import type { ClientInstrumentation } from './client-hook.js'
+import { clientInstrumentation } from './planship-calls.js'
+
+/** The instrumentation scope: what `otel_scope_name` says in a Prometheus scrape. */
+const SCOPE = 'planship-meter'
+const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version
+
+/** The semantic conventions' advice for `http.client.request.duration`, in seconds. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+
+/** `planship_meter.circuit_breaker.state`: higher is worse, so `> 0` alerts on any trouble. */
+const BREAKER_VALUES = { closed: 0, half_open: 1, open: 2 } as const
+
+type DropReason = Extract<MeterEvent, { type: 'drop' }>['reason']
+
+/** `planship_meter.report.outcome` of a report that left the store without being acknowledged. */
+const DROP_OUTCOMES: Record<DropReason, string> = {
+  rejected: 'rejected',
+  'possibly-lost': 'possibly_lost',
+  undelivered: 'undelivered',
+}
+
+/** What the observable gauges read, once the meter's parts exist. */
+export interface ObservedParts {
+  store: UsageStore
+  deliveryStats(): DeliveryStats
+  breaker: CircuitBreaker
+}
+
+interface Observed {
+  breaker: number
+  duplicated: number
+  pendingUnits: number
+  pendingKeys: number | undefined
+}
+
+/** A meter's OpenTelemetry instrumentation. */
+export interface Telemetry {
+  /** Counts decisions, denials and report outcomes from the meter's events. Never throws. */
+  onEvent(event: MeterEvent): void
+  /** Spans and durations of every Planship call. */
+  client: ClientInstrumentation
+  /** Starts observing the meter's store, reporter and circuit breaker. */
+  observe(parts: ObservedParts): void
+  /** After `close()`: the gauges keep their final values and let go of the meter's parts. */
+  close(): Promise<void>
+}
+
+/**
+ * OpenTelemetry metrics and traces of one meter, or `undefined` when `@opentelemetry/api` is not
+ * installed. Without a registered SDK every instrument is the API's no-op.
+ *
+ * Instruments are created here, at `createMeter()` time, from the global meter provider: an SDK
+ * must be registered before `createMeter()` for its metrics (the API has no proxy meter, so an
+ * instrument taken from the no-op provider stays a no-op). Spans come from the API's proxy
+ * tracer, which follows a tracer provider registered at any time.
+ */
+export function createTelemetry(): Telemetry | undefined {
+  const api = loadOtelApi()
+  if (api === undefined) return undefined
+  const meter = api.metrics.getMeter(SCOPE, VERSION)
+  const tracer = api.trace.getTracer(SCOPE, VERSION)
+  const counter = (name: string, description: string, unit: string) =>
+    meter.createObservableCounter(name, { description, unit })
+  const gauge = (name: string, description: string, unit?: string) =>
+    meter.createObservableGauge(name, unit === undefined ? { description } : { description, unit })
+
+  const decisions = new Tally(
+    counter('planship_meter.decisions', 'Decisions taken by consume() and requireFeature()', '{decision}'),
+  )
+  const denials = new Tally(counter('planship_meter.denials', 'Requests denied, by code and lever', '{request}'))
+  const admitted = new Tally(
+    counter('planship_meter.units.admitted', 'Usage units reserved by admitted consume() requests', '{unit}'),
+  )
+  const reported = new Tally(counter('planship_meter.units.reported', 'Usage units Planship acknowledged', '{unit}'))
+  const dropped = new Tally(
+    counter('planship_meter.units.dropped', 'Usage units that left the meter unacknowledged, by outcome', '{unit}'),
+  )
+  const reports = new Tally(counter('planship_meter.reports', 'Usage report POSTs, by outcome', '{report}'))
+  const tallies = [decisions, denials, admitted, reported, dropped, reports]
+  const duplicated = counter(
+    'planship_meter.units.possibly_duplicated',
+    'Usage units sent again after an attempt that may have been applied (at-least-once)',
+    '{unit}',
+  )
+  const pendingUnits = gauge(
+    'planship_meter.pending.units',
+    'Usage units waiting to be reported or being sent',
+    '{unit}',
+  )
+  const pendingKeys = gauge(
+    'planship_meter.pending.keys',
+    'Customer × metering id × bucket keys with usage waiting to be reported or being sent',
+    '{key}',
+  )
+  const breakerState = gauge(
+    'planship_meter.circuit_breaker.state',
+    'Circuit breaker of Planship reads: 0 closed, 1 half-open, 2 open',
+  )
+  const duration = meter.createHistogram('http.client.request.duration', {
+    description: 'Duration of HTTP client requests to Planship',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  })
+
+  const outcome = (value: string) => [value, () => ({ 'planship_meter.report.outcome': value })] as const
+  let read: (() => Promise<Observed>) | undefined
+
+  meter.addBatchObservableCallback(
+    async (result) => {
+      for (const tally of tallies) tally.observe(result)
+      if (read === undefined) return
+      const values = await read()
+      result.observe(breakerState, values.breaker)
+      result.observe(duplicated, values.duplicated)
+      result.observe(pendingUnits, values.pendingUnits)
+      if (values.pendingKeys !== undefined) result.observe(pendingKeys, values.pendingKeys)
+    },
+    [...tallies.map((tally) => tally.instrument), duplicated, pendingUnits, pendingKeys, breakerState],
+  )
+
+  return {
+    onEvent(event) {
+      switch (event.type) {
+        case 'decision': {
+          const { kind, allowed, source, cost, subject } = event
+          decisions.add(1, `${kind}\u0000${allowed}\u0000${source}`, () => ({
+            'planship_meter.decision.kind': kind,
+            'planship_meter.decision.allowed': allowed,
+            'planship_meter.decision.source': source,
+          }))
+          if (allowed && kind === 'consume' && cost !== undefined && cost > 0) {
+            admitted.add(cost, subject, () => ({ 'planship_meter.metering_id': subject }))
+          }
+          return
+        }
+        case 'denial': {
+          const { code, lever } = event.denial
+          denials.add(1, `${code}\u0000${lever ?? ''}`, () =>
+            lever === undefined
+              ? { 'planship_meter.denial.code': code }
+              : { 'planship_meter.denial.code': code, 'planship_meter.lever': lever },
+          )
+          return
+        }
+        case 'flush':
+          reports.add(event.result.reports, ...outcome('delivered'))
+          reported.add(event.result.units, '', () => ({}))
+          return
+        case 'retry':
+          reports.add(1, ...outcome('retried'))
+          return
+        case 'drop':
+          reports.add(1, ...outcome(DROP_OUTCOMES[event.reason]))
+          dropped.add(event.report.usage, ...outcome(DROP_OUTCOMES[event.reason]))
+          return
+        case 'error':
+          return
+      }
+    },
+
+    client: clientInstrumentation(api, tracer, duration),
+
+    observe(parts) {
+      read = async () => ({
+        breaker: BREAKER_VALUES[parts.breaker.state()],
+        duplicated: parts.deliveryStats().possiblyDuplicatedUnits,
+        // A shared store may answer asynchronously; the SDK waits for the callback.
+        pendingUnits: await parts.store.pendingUnits(),
+        pendingKeys: await parts.store.pendingKeys?.(),
+      })
+    },
+
+    async close() {
+      // The SDK would go on exporting the last values it saw (cumulative), not the final ones,
+      // if the callback went away: keep reporting the final values, but not the meter's parts.
+      if (read === undefined) return
+      const final = await read()
+      read = async () => final
+    },
+  }
+}
+
+/**
+ * A count per attribute set, kept in a plain number and handed to the SDK when it collects.
+ * A synchronous counter's `add()` costs an SDK about a microsecond (it hashes the attributes
+ * on every call); this costs a map lookup, with or without an SDK. Attribute sets are made once
+ * per distinct value: levers, metering ids and outcomes are few (the product's own names).
+ */
+class Tally {
+  readonly #entries = new Map<string, { attributes: OtelApi.Attributes; value: number }>()
+
+  constructor(readonly instrument: OtelApi.ObservableCounter) {}
+
+  add(value: number, key: string, attributes: () => OtelApi.Attributes): void {
+    if (value === 0) return
+    const entry = this.#entries.get(key)
+    if (entry === undefined) this.#entries.set(key, { attributes: attributes(), value })
+    else entry.value += value
+  }
+
+  observe(result: OtelApi.BatchObservableResult): void {
+    for (const { attributes, value } of this.#entries.values()) result.observe(this.instrument, value, attributes)
+  }
+}
+
+/**
+ * The meter's event listener: the telemetry's, then the user's `onEvent`. The telemetry's never
+ * keeps the user's from running.
+ */
+export function withTelemetry(
+  telemetry: Telemetry | undefined,
+  listener: ((event: MeterEvent) => void) | undefined,
+): ((event: MeterEvent) => void) | undefined {
+  if (telemetry === undefined) return listener
+  return (event) => {
+    try {
+      telemetry.onEvent(event)
+    } catch {
+      // An SDK failing must not cost the user their own listener.
+    }
+    listener?.(event)
+  }
+}
