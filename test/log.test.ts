@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
-import Koa from 'koa'
 import { pino } from 'pino'
 import request from 'supertest'
-import { createMeter, type PlanshipState } from '../src/index.js'
-import { type Harness, startHarness } from './helpers/harness.js'
+import { createMeter } from '../src/index.js'
+import { appWith, type Harness, startHarness } from './helpers/harness.js'
 
 /** A real pino logger writing JSON lines into an array. */
 function pinoInto(lines: Array<Record<string, unknown>>) {
@@ -27,11 +26,7 @@ describe('loggers people use', () => {
   it('a pino logger gets (fields, message): the message and every field arrive', async () => {
     const lines: Array<Record<string, unknown>> = []
     const meter = createMeter({ ...h.options, logger: pinoInto(lines), failMode: 'open' })
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.consume('api-call'))
-    koa.use((ctx) => {
-      ctx.body = 'ok'
-    })
+    const koa = appWith(meter.consume('api-call'))
     h.emu.setDown(true)
     await request(koa.callback()).post('/').set('x-customer-id', 'pro-customer').expect(200)
     h.emu.setDown(false)
@@ -52,11 +47,7 @@ describe('loggers people use', () => {
       productSlug: 'nope',
       failMode: 'open',
     })
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.consume('api-call'))
-    koa.use((ctx) => {
-      ctx.body = 'ok'
-    })
+    const koa = appWith(meter.consume('api-call'))
     await request(koa.callback()).post('/').set('x-customer-id', 'pro-customer').expect(200)
     await meter.close()
     assert.ok(calls.length > 0)

@@ -1,16 +1,10 @@
 import assert from 'node:assert/strict'
-import Koa from 'koa'
 import request from 'supertest'
-import { createMeter, type Meter, type MeterEvent, PlanshipMeterError, type PlanshipState } from '../../src/index.js'
-import { type Harness, manualClock, startHarness } from '../helpers/harness.js'
+import { createMeter, type Meter, type MeterEvent, PlanshipMeterError } from '../../src/index.js'
+import { appWith, type Harness, manualClock, startHarness } from '../helpers/harness.js'
 
 function consuming(meter: Meter, meteringId = 'api-call') {
-  const koa = new Koa<PlanshipState>()
-  koa.silent = true
-  koa.use(meter.consume(meteringId))
-  koa.use((ctx) => {
-    ctx.body = 'ok'
-  })
+  const koa = appWith(meter.consume(meteringId))
   return (customerId = 'pro-customer') => request(koa.callback()).post('/').set('x-customer-id', customerId)
 }
 
@@ -73,11 +67,7 @@ describe('misconfiguration is loud, once', () => {
   it('requireFeature failing open logs and emits, as consume does', async () => {
     const events: MeterEvent[] = []
     const meter = createMeter({ ...h.options, failMode: 'open', onEvent: (event) => events.push(event) })
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.requireFeature('csv-export'))
-    koa.use((ctx) => {
-      ctx.body = 'ok'
-    })
+    const koa = appWith(meter.requireFeature('csv-export'))
     h.emu.setDown(true)
     await request(koa.callback()).get('/').set('x-customer-id', 'free-customer').expect(200)
     h.emu.setDown(false)

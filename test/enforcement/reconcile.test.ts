@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Koa from 'koa'
 import request from 'supertest'
 import type { Fixture } from '../../src/emulator/index.js'
-import type { Meter, PlanshipState } from '../../src/index.js'
-import { type Harness, startHarness } from '../helpers/harness.js'
+import type { Meter } from '../../src/index.js'
+import { appWith, type Harness, startHarness } from '../helpers/harness.js'
 
 /** One customer with `allowance` calls in all, and a per-bucket lever of 3 per project. */
 function fixture(allowance: number): Fixture {
@@ -36,11 +35,7 @@ async function harness(allowance: number): Promise<Harness> {
 }
 
 function client(meter: Meter, meteringId = 'call') {
-  const app = new Koa<PlanshipState>()
-  app.use(meter.consume(meteringId, { bucket: (ctx) => ctx.get('x-project') || undefined }))
-  app.use((ctx) => {
-    ctx.body = 'ok'
-  })
+  const app = appWith(meter.consume(meteringId, { bucket: (ctx) => ctx.get('x-project') || undefined }))
   const callback = app.callback()
   return async (project?: string): Promise<number> => {
     const req = request(callback).post('/').set('x-customer-id', 'rc-customer')

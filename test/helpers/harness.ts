@@ -61,6 +61,17 @@ export async function startHarness(
   }
   return harness
 }
+/** A Koa app running `middleware`, then a handler answering `ok`; errors answer 500 quietly. */
+export function appWith(...middleware: Koa.Middleware<PlanshipState>[]): Koa<PlanshipState> {
+  const app = new Koa<PlanshipState>()
+  app.silent = true
+  for (const layer of middleware) app.use(layer)
+  app.use((ctx) => {
+    ctx.body = 'ok'
+  })
+  return app
+}
+
 /** A Koa app with the meter mounted and a route per kind, counting handler runs. */
 export function demoApp(meter: Meter): { app: Koa<PlanshipState>; handled: { count: number } } {
   const handled = { count: 0 }

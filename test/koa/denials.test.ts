@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
-import Koa from 'koa'
 import request from 'supertest'
-import { createMeter, type PlanshipState } from '../../src/index.js'
-import { type Harness, startHarness } from '../helpers/harness.js'
+import { createMeter } from '../../src/index.js'
+import { appWith, type Harness, startHarness } from '../helpers/harness.js'
 
 describe('denials', () => {
   let h: Harness
@@ -18,11 +17,7 @@ describe('denials', () => {
         ctx.body = { sorry: true }
       },
     })
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.consume('api-call', { cost: 70 }))
-    koa.use((ctx) => {
-      ctx.body = 'ran'
-    })
+    const koa = appWith(meter.consume('api-call', { cost: 70 }))
     const call = (customer?: string) => {
       const req = request(koa.callback()).post('/')
       return customer === undefined ? req : req.set('x-customer-id', customer)
@@ -37,11 +32,7 @@ describe('denials', () => {
   })
 
   it('a 429 for a cost larger than what is left says so, instead of "used up"', async () => {
-    const koa = new Koa<PlanshipState>()
-    koa.use(h.meter.consume('api-call', { cost: (ctx) => Number(ctx.get('x-cost')) }))
-    koa.use((ctx) => {
-      ctx.body = 'ran'
-    })
+    const koa = appWith(h.meter.consume('api-call', { cost: (ctx) => Number(ctx.get('x-cost')) }))
     const call = (cost: number) =>
       request(koa.callback()).post('/').set('x-customer-id', 'free-customer').set('x-cost', String(cost))
     await call(40).expect(200)

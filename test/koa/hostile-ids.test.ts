@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
-import Koa from 'koa'
 import request from 'supertest'
 import { CircuitBreaker } from '../../src/enforcement/backoff.js'
-import { createMeter, PlanshipMeterError, type PlanshipState } from '../../src/index.js'
+import { createMeter, PlanshipMeterError } from '../../src/index.js'
 import { PlanshipClient } from '../../src/planship/client.js'
-import { type Harness, manualClock, startHarness } from '../helpers/harness.js'
+import { appWith, type Harness, manualClock, startHarness } from '../helpers/harness.js'
 
 /** Ids that must never become a path other than `/customers/{one segment}/…`, nor be billed. */
 const hostileIds = ['.', '..', '\uD800', 'lone\uDC00low', 'a\uD83D']
@@ -16,12 +15,7 @@ describe('customer ids never change the upstream path', () => {
   function app(failMode: 'open' | 'closed') {
     // A lone surrogate cannot travel in a header: the header names the id by its index.
     const meter = createMeter({ ...h.options, failMode, identify: (ctx) => hostileIds[Number(ctx.get('x-id'))] })
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.middleware())
-    koa.use(meter.consume('api-call'))
-    koa.use((ctx) => {
-      ctx.body = 'ran'
-    })
+    const koa = appWith(meter.middleware(), meter.consume('api-call'))
     return {
       meter,
       call: (id: string) =>

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Koa from 'koa'
 import request from 'supertest'
-import { createMeter, type MeterEvent, type PlanshipState } from '../../src/index.js'
-import { type Harness, startHarness } from '../helpers/harness.js'
+import { createMeter, type MeterEvent } from '../../src/index.js'
+import { appWith, type Harness, startHarness } from '../helpers/harness.js'
 
 describe('the report budget (reporting.maxPostsPerSecond)', function () {
   this.timeout(15_000)
@@ -14,11 +13,7 @@ describe('the report budget (reporting.maxPostsPerSecond)', function () {
   afterEach(() => h.close())
 
   async function pend(meter: ReturnType<typeof createMeter>, customers: string[]) {
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.consume('api-call'))
-    koa.use((ctx) => {
-      ctx.body = 'ok'
-    })
+    const koa = appWith(meter.consume('api-call'))
     for (const customer of customers) {
       await request(koa.callback()).post('/').set('x-customer-id', customer).expect(200)
     }

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
-import Koa from 'koa'
 import request from 'supertest'
-import { createMeter, type PlanshipState } from '../../src/index.js'
-import { type Harness, startHarness } from '../helpers/harness.js'
+import { createMeter } from '../../src/index.js'
+import { appWith, type Harness, startHarness } from '../helpers/harness.js'
 
 describe('close() and logs under an outage', function () {
   this.timeout(15_000)
@@ -14,20 +13,12 @@ describe('close() and logs under an outage', function () {
 
   it('retries during close() wait out Retry-After as background flushes do, and log one line per pass', async () => {
     const meter = createMeter({ ...h.options, reporting: { flushIntervalMs: 3_600_000, closeTimeoutMs: 2_500 } })
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.consume('api-call'))
-    koa.use((ctx) => {
-      ctx.body = 'ok'
-    })
+    const koa = appWith(meter.consume('api-call'))
     // Three keys, so that a line per key per retry would show.
     for (const customer of ['pro-customer', 'free-customer', 'pro-customer']) {
       await request(koa.callback()).post('/').set('x-customer-id', customer).expect(200)
     }
-    const render = new Koa<PlanshipState>()
-    render.use(meter.consume('render'))
-    render.use((ctx) => {
-      ctx.body = 'ok'
-    })
+    const render = appWith(meter.consume('render'))
     await request(render.callback()).post('/').set('x-customer-id', 'pro-customer').expect(200)
     h.emu.setFaults({ rules: [{ route: 'reportUsage', kind: 'rate-limit', retryAfterS: 1 }] })
     const result = await meter.close()
