@@ -107,6 +107,7 @@ export class MemoryUsageStore implements UsageStore {
       customer = this.#customer(request.customerId)
     }
     const receivedAt = request.receivedAt ?? request.snapshotAt
+    let least: { lever: string; remaining: number } | undefined
     for (const limit of request.limits) {
       const view = this.#reconcile(customer!, limit, request, receivedAt)
       const left = view.remaining - localUsage(customer!, limit, request.bucket, view, this.#config.aggregationLagMs)
@@ -115,6 +116,8 @@ export class MemoryUsageStore implements UsageStore {
         if (customer!.cells.size === 0 && customer!.acked.length === 0) this.#customers.delete(request.customerId)
         return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
       }
+      if (least === undefined || left - request.cost < least.remaining)
+        least = { lever: limit.lever, remaining: left - request.cost }
     }
     const cell = this.#cell(request)
     if (this.#unsentKeys >= this.#config.maxPendingKeys && cell.pending + cell.sending === 0) {
@@ -123,7 +126,8 @@ export class MemoryUsageStore implements UsageStore {
     }
     cell.reserved += request.cost
     const { customerId, meteringId, bucket, cost } = request
-    return { ok: true, reservation: { customerId, meteringId, bucket, cost } }
+    const reservation = { customerId, meteringId, bucket, cost }
+    return least === undefined ? { ok: true, reservation } : { ok: true, reservation, least }
   }
 
   release(reservation: Reservation): void {

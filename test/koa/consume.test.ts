@@ -45,8 +45,10 @@ describe('consume()', () => {
         lever: 'renders-per-minute',
       },
     })
-    assert.equal(denied.headers['ratelimit'], '"renders-per-minute";r=0')
-    assert.equal(denied.headers['ratelimit-policy'], '"renders-per-minute";q=5')
+    // A rolling 60 s window: the allowance is back within 60 s at the latest.
+    assert.equal(denied.headers['ratelimit'], '"renders-per-minute";r=0;t=60')
+    assert.equal(denied.headers['ratelimit-policy'], '"renders-per-minute";q=5;w=60')
+    assert.equal(denied.headers['retry-after'], '60')
     assert.equal(h.meter.planshipCalls().reportUsage, 0, 'usage is reported after responses, on flush only')
   })
 
