@@ -1,7 +1,14 @@
 import Router from '@koa/router'
 import Koa from 'koa'
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/index.js'
-import { createMeter, type Logger, type Meter, type MeterOptions, type PlanshipState } from '../../src/index.js'
+import {
+  createMeter,
+  type Logger,
+  type Meter,
+  type MeterCore,
+  type MeterOptions,
+  type PlanshipState,
+} from '../../src/index.js'
 
 /** A logger that keeps every line, so tests can read what the meter said (and that no secret is in it). */
 export function recordingLogger(): Logger & { lines: string[] } {
@@ -23,32 +30,41 @@ export function manualClock(start = 1_700_000_000_000): { now(): number; advance
   }
 }
 
-export interface Harness {
+export interface Harness<M extends MeterCore = Meter, O = MeterOptions> {
   emu: Emulator
-  meter: Meter
+  meter: M
   logger: ReturnType<typeof recordingLogger>
   /** Meter options pointing at the emulator, to create further meters. */
-  options: MeterOptions
+  options: O
   close(): Promise<void>
 }
 
-/** An emulator on 127.0.0.1 and a meter talking to it. */
-export async function startHarness(
+/** An emulator on 127.0.0.1 and a Koa meter talking to it. */
+export function startHarness(
   overrides: { meter?: Partial<MeterOptions>; emulator?: EmulatorOptions } = {},
 ): Promise<Harness> {
+  return startHarnessWith(createMeter, (ctx) => ctx.get('x-customer-id') || undefined, overrides)
+}
+
+/** An emulator on 127.0.0.1 and a meter of any framework (`create`, `identify`) talking to it. */
+export async function startHarnessWith<A extends unknown[], M extends MeterCore>(
+  create: (options: MeterOptions<A>) => M,
+  identify: MeterOptions<A>['identify'],
+  overrides: { meter?: Partial<MeterOptions<A>>; emulator?: EmulatorOptions } = {},
+): Promise<Harness<M, MeterOptions<A>>> {
   const emu = await startEmulator(overrides.emulator)
   const logger = recordingLogger()
-  const options: MeterOptions = {
+  const options: MeterOptions<A> = {
     productSlug: emu.productSlug,
     planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
-    identify: (ctx) => ctx.get('x-customer-id') || undefined,
+    identify,
     logger,
     // Tests flush explicitly; the background timer must not race their assertions.
     reporting: { flushIntervalMs: 3_600_000, closeTimeoutMs: 2_000 },
     ...overrides.meter,
   }
-  const meter = createMeter(options)
-  const harness: Harness = {
+  const meter = create(options)
+  const harness: Harness<M, MeterOptions<A>> = {
     emu,
     meter,
     logger,

@@ -1,0 +1,171 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import request from 'supertest'
+import { startEmulator } from '../../src/emulator/index.js'
+import { createMeter, type DecisionRecord, type ExpressMeter } from '../../src/express/index.js'
+import { type ExpressHarness, expressDemoApp, jsonErrors, startExpressHarness } from '../helpers/express.js'
+
+/** One route consuming api-call that echoes the decision taken. */
+function app(meter: ExpressMeter) {
+  const api = express()
+  api.get('/', meter.consume('api-call'), (_req, res) => {
+    res.json({ decision: res.locals.planship.decisions[0] })
+  })
+  api.use(jsonErrors)
+  return api
+}
+
+describe('Express: requireFeature(), identify and onDenied', () => {
+  let h: ExpressHarness
+
+  beforeEach(async () => {
+    h = await startExpressHarness()
+  })
+  afterEach(() => h.close())
+
+  it('lets pro customers export CSV and answers 403 feature_not_entitled to free ones', async () => {
+    const { app: demo, handled } = expressDemoApp(h.meter)
+    await request(demo).get('/export').set('x-customer-id', 'pro-customer').expect(200)
+    const denied = await request(demo).get('/export').set('x-customer-id', 'free-customer').expect(403)
+    assert.deepEqual(denied.body, {
+      error: {
+        code: 'feature_not_entitled',
+        message: "The customer's plan does not include csv-export",
+        lever: 'csv-export',
+      },
+    })
+    assert.equal(handled.count, 1)
+  })
+
+  it('hands onDenied (req, res, denial) with the status and headers already set', async () => {
+    const seen: string[] = []
+    const meter = createMeter({
+      ...h.options,
+      onDenied: (req, res, denial) => {
+        seen.push(`${req.path} ${denial.code}`)
+        res.send(`denied: ${denial.code}`)
+      },
+    })
+    const { app: demo } = expressDemoApp(meter)
+    await request(demo).get('/export').expect(401, 'denied: customer_unidentified')
+    await request(demo).get('/export').set('x-customer-id', 'free-customer').expect(403)
+    assert.deepEqual(seen, ['/export customer_unidentified', '/export feature_not_entitled'])
+    await meter.close()
+  })
+
+  it('passes a throwing identify to the error handler (500), and other requests are unaffected', async () => {
+    const meter = createMeter({
+      ...h.options,
+      identify: async (req) => {
+        if (req.get('x-customer-id') === 'explode') throw new Error('auth store down')
+        return req.get('x-customer-id') || undefined
+      },
+    })
+    await request(app(meter)).get('/').set('x-customer-id', 'explode').expect(500)
+    await request(app(meter)).get('/').set('x-customer-id', 'pro-customer').expect(200)
+    await meter.close()
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 1)
+  })
+})
+
+describe('Express: fail modes', () => {
+  let h: ExpressHarness
+
+  beforeEach(async () => {
+    h = await startExpressHarness()
+  })
+  afterEach(() => h.close())
+
+  it("failMode 'open' admits with a cold cache and the emulator stopped, and still reports the usage later", async () => {
+    const port = Number(new URL(h.emu.url).port)
+    await h.emu.close()
+    const res = await request(app(h.meter)).get('/').set('x-customer-id', 'pro-customer').expect(200)
+    assert.equal((res.body.decision as DecisionRecord).source, 'fail-open')
+    await assert.rejects(h.meter.flush(), { code: 'FLUSH_INCOMPLETE' })
+    h.emu = await startEmulator({ port })
+    await h.meter.flush()
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 1)
+  })
+
+  it("failMode 'closed' (per route) answers 503 planship_unavailable with the emulator stopped", async () => {
+    const api = express()
+    api.get('/', h.meter.consume('api-call', { failMode: 'closed' }), (_req, res) => {
+      res.send('ran')
+    })
+    await h.emu.close()
+    const res = await request(api).get('/').set('x-customer-id', 'pro-customer').expect(503)
+    assert.equal(res.body.error.code, 'planship_unavailable')
+  })
+})
+
+describe('Express: close() and requests around it', () => {
+  let h: ExpressHarness
+
+  beforeEach(async () => {
+    h = await startExpressHarness()
+  })
+  afterEach(() => h.close())
+
+  it('waits for responses still running to finish before the last flush', async () => {
+    const meter = createMeter(h.options)
+    let release: () => void = () => {}
+    const api = express()
+    const started = new Promise<void>((resolve) => {
+      api.get('/', meter.consume('api-call', { cost: 3 }), (_req, res) => {
+        resolve()
+        release = () => res.send('slow')
+      })
+    })
+    // A supertest request is sent once something awaits it.
+    const answered = Promise.resolve(request(api).get('/').set('x-customer-id', 'pro-customer').expect(200))
+    await started
+    const closing = meter.close()
+    setTimeout(() => release(), 100)
+    const { undelivered } = await closing
+    await answered
+    assert.deepEqual(undelivered, [])
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 3)
+    const after = await request(api).get('/').set('x-customer-id', 'pro-customer').expect(503)
+    assert.equal(after.body.error.code, 'planship_unavailable')
+  })
+
+  it('releases, never bills, a request whose client went away before the response was complete', async () => {
+    h.emu.createCustomer('impatient', 'free')
+    const api = express()
+    let closed: Promise<unknown> = Promise.resolve()
+    let ended = false
+    api.post('/renders', h.meter.consume('render'), (req, res) => {
+      if (req.get('x-hang') === undefined) return void res.json({})
+      closed = once(res, 'close')
+      res.write('partial ')
+      // This response never completes before the client disconnects.
+      void closed.then(() => (ended = true))
+    })
+    const server = api.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as AddressInfo
+    const client = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/renders',
+      headers: { 'x-customer-id': 'impatient', 'x-hang': '1' },
+    })
+    client.on('error', () => {})
+    client.end()
+    const [response] = (await once(client, 'response')) as [http.IncomingMessage]
+    assert.equal(response.statusCode, 200)
+    client.destroy() // the client gives up mid-response
+    await closed
+    assert.ok(ended)
+    server.close()
+    // All 5 renders are still there, and nothing was reported.
+    for (let i = 0; i < 5; i++) await request(api).post('/renders').set('x-customer-id', 'impatient').expect(200)
+    await request(api).post('/renders').set('x-customer-id', 'impatient').expect(429)
+    await h.meter.flush()
+    assert.equal(h.emu.recordedUsage({ customerId: 'impatient', meteringId: 'render' }), 5)
+  })
+})
