@@ -99,7 +99,7 @@ export function createNeutralApi(config: NeutralConfig): NeutralApi {
     }
     return {
       allowed: true,
-      commit: (usage) => settle(checkUnits(usage ?? reservation?.cost ?? 0, 'commit(usage)')),
+      commit: async (usage) => settle(checkUnits(usage ?? reservation?.cost ?? 0, 'commit(usage)')),
       release: () => settle(undefined),
     }
   }

@@ -36,7 +36,7 @@ export interface Reset {
  */
 export class LeverPeriods {
   readonly #config: LeverPeriodsConfig
-  readonly #levers = new LRUCache<string, { period: Period | undefined; until: number; reading?: Promise<void> }>({
+  readonly #levers = new LRUCache<string, { period: Period | undefined; until: number; first?: Promise<void> }>({
     max: MAX_LEVERS,
   })
   readonly #renewals = new LRUCache<string, { renewAt: number | undefined; until: number }>({ max: MAX_CUSTOMERS })
@@ -58,14 +58,13 @@ export class LeverPeriods {
   }
 
   /**
-   * The read of the lever's period while it was never known, else `undefined`: a request that
-   * waited on Planship anyway (a cold one) waits for it too, so its headers are complete.
+   * The first read of the lever's period while it is in flight, else `undefined`: the first
+   * requests about a lever wait for it, once, so that their headers are complete. Later reads
+   * (every 10 minutes, or after a failure) happen in the background only.
    */
   learning(lever: string): Promise<void> | undefined {
-    const now = this.#config.clock.now()
-    this.#period(lever, now)
-    const known = this.#levers.get(lever)
-    return known?.period === undefined ? known?.reading : undefined
+    this.#period(lever, this.#config.clock.now())
+    return this.#levers.get(lever)?.first
   }
 
   #period(lever: string, now: number): Period | undefined {
@@ -76,9 +75,13 @@ export class LeverPeriods {
       (data) => {
         this.#levers.set(lever, { period: periodOf(data), until: this.#config.clock.now() + RELEARN_MS })
       },
-      (error: unknown) => this.#failed(`lever:${lever}`, error),
+      (error: unknown) => {
+        this.#levers.set(lever, { period: known?.period, until: this.#config.clock.now() + RETRY_MS })
+        this.#failed(`lever:${lever}`, error)
+      },
     )
-    this.#levers.set(lever, { period: known?.period, until: now + RETRY_MS, reading })
+    const first = known === undefined ? reading : undefined
+    this.#levers.set(lever, { period: known?.period, until: now + RETRY_MS, first })
     return known?.period
   }
 

@@ -174,19 +174,20 @@ export function createGate(config: GateConfig) {
         failMode: call.failMode,
         room: style !== false,
       })
-      return isPromiseLike(deciding)
-        ? Promise.resolve(deciding).then(async (decision) => {
-            // This request waited on Planship already: it waits for the lever's reset too, once.
-            const lever = decision.allowed
-              ? decision.room?.lever
-              : 'lever' in decision.denied
-                ? decision.denied.lever
-                : undefined
-            const learning = lever === undefined ? undefined : config.resets?.learning(lever)
-            if (learning !== undefined) await learning
-            return consumed(decisions, customerId, call, decision)
-          })
-        : consumed(decisions, customerId, call, deciding)
+      if (isPromiseLike(deciding)) return Promise.resolve(deciding).then((decision) => decided(decision))
+      return decided(deciding)
+
+      /** The first decision about a lever waits for its reset to be read, once: its headers are then complete. */
+      function decided(decision: ConsumeDecision): MaybePromise<Verdict> {
+        const lever = decision.allowed
+          ? decision.room?.lever
+          : 'lever' in decision.denied
+            ? decision.denied.lever
+            : undefined
+        const learning = lever === undefined ? undefined : config.resets?.learning(lever)
+        if (learning === undefined) return consumed(decisions, customerId, call, decision)
+        return learning.then(() => consumed(decisions, customerId, call, decision))
+      }
     },
 
     requireFeature(

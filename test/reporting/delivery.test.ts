@@ -83,8 +83,9 @@ describe('delivery when reports fail', () => {
   it('retries a clean failure without counting a possible duplicate, honouring Retry-After', async () => {
     const clock = manualClock()
     const meter = createMeter({ ...h.options, clock, reporting: { flushIntervalMs: 20, closeTimeoutMs: 1_000 } })
-    await consume(meter, 2)
+    // Faults first: a background pass between the two requests must not deliver the first unit.
     h.emu.setFaults({ rules: [{ route: 'reportUsage', kind: 'rate-limit', retryAfterS: 60 }] })
+    await consume(meter, 2)
     await settle(150)
     assert.ok((h.emu.requestCounts()['reportUsage'] ?? 0) >= 1, 'a background pass tried')
     h.emu.clearFaults()
