@@ -105,16 +105,9 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
       return guarded(async (req, res, next) => {
         const identifying = identify(req, res)
         const state = isPromiseLike(identifying) ? await identifying : identifying
-        const customerId = state.customerId
         const args: ExpressArgs = [req, res]
-        let verdict: Verdict
-        if (customerId === undefined) verdict = gate.unidentified(route.mode)
-        else {
-          const cost = route.cost(args)
-          const call = { meteringId, cost, bucket: route.bucket(args), failMode: route.failMode, mode: route.mode }
-          const deciding = gate.consume(state.decisions, customerId, call)
-          verdict = isPromiseLike(deciding) ? await deciding : deciding
-        }
+        const deciding = gate.route(state, route, args)
+        const verdict = isPromiseLike(deciding) ? await deciding : deciding
         if (!verdict.allowed) return deny(req, res, verdict)
         if (verdict.headers !== undefined) res.set(verdict.headers)
         if (verdict.reservation !== undefined) settleAfterResponse(args, route, verdict.reservation)
@@ -127,13 +120,8 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
       return guarded(async (req, res, next) => {
         const identifying = identify(req, res)
         const state = isPromiseLike(identifying) ? await identifying : identifying
-        const customerId = state.customerId
-        let verdict: Verdict
-        if (customerId === undefined) verdict = gate.unidentified(options.mode)
-        else {
-          const deciding = gate.requireFeature(state.decisions, customerId, lever, options)
-          verdict = isPromiseLike(deciding) ? await deciding : deciding
-        }
+        const deciding = gate.feature(state, lever, options)
+        const verdict = isPromiseLike(deciding) ? await deciding : deciding
         if (!verdict.allowed) return deny(req, res, verdict)
         next()
       })

@@ -4,8 +4,8 @@ import type { EventSink } from '../events.js'
 import type { Clock, Denial } from '../options.js'
 import { toDenial, unidentified } from './denial.js'
 import { type HeaderStyle, type Quota, rateLimitHeaders } from './headers.js'
-import type { Mode } from './route.js'
-import type { DecisionRecord } from './state.js'
+import type { FeatureOptions, Mode, ResolvedConsume } from './route.js'
+import type { DecisionRecord, PlanshipRequestState } from './state.js'
 
 /** When a lever's allowance comes back, from cached data; unknown ones are learned in the background. */
 export interface Resets {
@@ -159,54 +159,73 @@ export function createGate(config: GateConfig) {
     return refuse(toDenial(decision.denied, customerId, lever, denialHeaders(customerId)), shadow)
   }
 
+  const unidentifiedVerdict = (mode: Mode | undefined): Verdict =>
+    refuse(unidentified(), (mode ?? config.mode) === 'shadow')
+
   return {
-    /** No customer: 401, or a pass in shadow mode. */
-    unidentified(mode: Mode | undefined): Verdict {
-      return refuse(unidentified(), (mode ?? config.mode) === 'shadow')
+    /** A request on a `consume()` route: 401 (a pass in shadow mode) without a customer, else the decision. */
+    route<A extends unknown[]>(state: PlanshipRequestState, route: ResolvedConsume<A>, args: A): MaybePromise<Verdict> {
+      if (state.customerId === undefined) return unidentifiedVerdict(route.mode)
+      const cost = route.cost(args)
+      const call = { meteringId: route.meteringId, cost, bucket: route.bucket(args), failMode: route.failMode }
+      return consume(state.decisions, state.customerId, { ...call, mode: route.mode })
     },
 
-    consume(decisions: DecisionRecord[] | undefined, customerId: string, call: ConsumeCall): MaybePromise<Verdict> {
-      const deciding = enforcer.consume({
-        customerId,
-        meteringId: call.meteringId,
-        bucket: call.bucket,
-        cost: call.cost,
-        failMode: call.failMode,
-        room: style !== false,
-      })
-      if (isPromiseLike(deciding)) return Promise.resolve(deciding).then((decision) => decided(decision))
-      return decided(deciding)
-
-      /** The first decision about a lever waits for its reset to be read, once: its headers are then complete. */
-      function decided(decision: ConsumeDecision): MaybePromise<Verdict> {
-        const lever = decision.allowed
-          ? decision.room?.lever
-          : 'lever' in decision.denied
-            ? decision.denied.lever
-            : undefined
-        const learning = lever === undefined ? undefined : config.resets?.learning(lever)
-        if (learning === undefined) return consumed(decisions, customerId, call, decision)
-        return learning.then(() => consumed(decisions, customerId, call, decision))
-      }
+    /** A request on a `requireFeature()` route. */
+    feature(state: PlanshipRequestState, lever: string, options: FeatureOptions): MaybePromise<Verdict> {
+      if (state.customerId === undefined) return unidentifiedVerdict(options.mode)
+      return requireFeature(state.decisions, state.customerId, lever, options)
     },
 
-    requireFeature(
-      decisions: DecisionRecord[] | undefined,
-      customerId: string,
-      lever: string,
-      options: { failMode?: 'open' | 'closed' | undefined; mode?: Mode | undefined },
-    ): MaybePromise<Verdict> {
-      const deciding = enforcer.requireFeature(customerId, lever, options.failMode)
-      return isPromiseLike(deciding)
-        ? Promise.resolve(deciding).then((decision) => featured(decisions, customerId, lever, options.mode, decision))
-        : featured(decisions, customerId, lever, options.mode, deciding)
-    },
+    consume,
+    requireFeature,
 
     /** Settles an admitted request: its usage is reported, or its reservation returned. */
     settle(reservation: Reservation | undefined, usage: number | undefined): MaybePromise<void> {
       if (reservation === undefined) return
       return usage === undefined ? enforcer.release(reservation) : enforcer.commit(reservation, usage)
     },
+  }
+
+  function consume(
+    decisions: DecisionRecord[] | undefined,
+    customerId: string,
+    call: ConsumeCall,
+  ): MaybePromise<Verdict> {
+    const deciding = enforcer.consume({
+      customerId,
+      meteringId: call.meteringId,
+      bucket: call.bucket,
+      cost: call.cost,
+      failMode: call.failMode,
+      room: style !== false,
+    })
+    if (isPromiseLike(deciding)) return Promise.resolve(deciding).then((decision) => decided(decision))
+    return decided(deciding)
+
+    /** The first decision about a lever waits for its reset to be read, once: its headers are then complete. */
+    function decided(decision: ConsumeDecision): MaybePromise<Verdict> {
+      const lever = decision.allowed
+        ? decision.room?.lever
+        : 'lever' in decision.denied
+          ? decision.denied.lever
+          : undefined
+      const learning = lever === undefined ? undefined : config.resets?.learning(lever)
+      if (learning === undefined) return consumed(decisions, customerId, call, decision)
+      return learning.then(() => consumed(decisions, customerId, call, decision))
+    }
+  }
+
+  function requireFeature(
+    decisions: DecisionRecord[] | undefined,
+    customerId: string,
+    lever: string,
+    options: { failMode?: 'open' | 'closed' | undefined; mode?: Mode | undefined },
+  ): MaybePromise<Verdict> {
+    const deciding = enforcer.requireFeature(customerId, lever, options.failMode)
+    return isPromiseLike(deciding)
+      ? Promise.resolve(deciding).then((decision) => featured(decisions, customerId, lever, options.mode, decision))
+      : featured(decisions, customerId, lever, options.mode, deciding)
   }
 }
 

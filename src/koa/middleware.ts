@@ -67,16 +67,9 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
       return async function planshipConsume(ctx: Ctx, next: Next) {
         const identifying = identify(ctx)
         const state = isPromiseLike(identifying) ? await identifying : identifying
-        const customerId = state.customerId
         const args: [Context] = [ctx]
-        let verdict: Verdict
-        if (customerId === undefined) verdict = gate.unidentified(route.mode)
-        else {
-          const cost = route.cost(args)
-          const call = { meteringId, cost, bucket: route.bucket(args), failMode: route.failMode, mode: route.mode }
-          const deciding = gate.consume(state.decisions, customerId, call)
-          verdict = isPromiseLike(deciding) ? await deciding : deciding
-        }
+        const deciding = gate.route(state, route, args)
+        const verdict = isPromiseLike(deciding) ? await deciding : deciding
         if (!verdict.allowed) return deny(ctx, verdict)
         if (verdict.headers !== undefined) ctx.set(verdict.headers)
         const reservation = verdict.reservation
@@ -98,13 +91,8 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
       return async function planshipRequireFeature(ctx: Ctx, next: Next) {
         const identifying = identify(ctx)
         const state = isPromiseLike(identifying) ? await identifying : identifying
-        const customerId = state.customerId
-        let verdict: Verdict
-        if (customerId === undefined) verdict = gate.unidentified(options.mode)
-        else {
-          const deciding = gate.requireFeature(state.decisions, customerId, lever, options)
-          verdict = isPromiseLike(deciding) ? await deciding : deciding
-        }
+        const deciding = gate.feature(state, lever, options)
+        const verdict = isPromiseLike(deciding) ? await deciding : deciding
         if (!verdict.allowed) return deny(ctx, verdict)
         return next()
       }

@@ -2,56 +2,101 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import request from 'supertest'
-import { createDemoApp } from '../../examples/koa-api/app.js'
+import { createDemoApp as createExpressDemo } from '../../examples/express-api/app.js'
+import { createDemoApp as createKoaDemo } from '../../examples/koa-api/app.js'
+import { exportIfEntitled, onImportWebhook, processRenderJob } from '../../examples/worker/worker.js'
+import { createMeter } from '../../src/index.js'
 import { startEmulator } from '../../src/emulator/index.js'
 
-describe('examples/koa-api', () => {
-  it('enforces and reports on the emulator: free route, api-call, per-minute renders, csv-export', async () => {
-    const emu = await startEmulator()
-    const { app, meter } = createDemoApp({
-      productSlug: emu.productSlug,
-      planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
-      logger: {},
+/** The same demo on both frameworks: the app as supertest takes it, and its meter. */
+const demos = {
+  'koa-api': (planship: Parameters<typeof createKoaDemo>[0]) => {
+    const { app, meter } = createKoaDemo(planship)
+    return { handler: app.callback(), meter }
+  },
+  'express-api': (planship: Parameters<typeof createExpressDemo>[0]) => {
+    const { app, meter } = createExpressDemo(planship)
+    return { handler: app, meter }
+  },
+}
+
+for (const [name, createDemo] of Object.entries(demos))
+  describe(`examples/${name}`, () => {
+    it('enforces and reports on the emulator: free route, api-call, per-minute renders, csv-export', async () => {
+      const emu = await startEmulator()
+      const { handler, meter } = createDemo({
+        productSlug: emu.productSlug,
+        planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
+        logger: {},
+      })
+      const api = request(handler)
+      await api.get('/v1/status').expect(200, { ok: true, customer: null })
+      await api.get('/v1/search?q=koa').expect(401)
+      await api.get('/v1/search?q=koa').set('x-customer-id', 'free-customer').expect(200)
+      await api.get('/v1/export.csv').set('x-customer-id', 'free-customer').expect(403)
+      await api.get('/v1/export.csv').set('x-customer-id', 'pro-customer').expect(200).expect('content-type', /csv/)
+      const renders = []
+      for (let i = 0; i < 6; i++)
+        renders.push((await api.post('/v1/renders').set('x-customer-id', 'free-customer')).status)
+      assert.deepEqual(renders, [200, 200, 200, 200, 200, 429])
+      await meter.close()
+      assert.equal(emu.recordedUsage({ customerId: 'free-customer', meteringId: 'render' }), 5)
+      assert.equal(emu.recordedUsage({ customerId: 'free-customer', meteringId: 'api-call' }), 1)
+      await emu.close()
     })
-    const api = request(app.callback())
-    await api.get('/v1/status').expect(200, { ok: true, customer: null })
-    await api.get('/v1/search?q=koa').expect(401)
-    await api.get('/v1/search?q=koa').set('x-customer-id', 'free-customer').expect(200)
-    await api.get('/v1/export.csv').set('x-customer-id', 'free-customer').expect(403)
-    await api.get('/v1/export.csv').set('x-customer-id', 'pro-customer').expect(200).expect('content-type', /csv/)
-    const renders = []
-    for (let i = 0; i < 6; i++)
-      renders.push((await api.post('/v1/renders').set('x-customer-id', 'free-customer')).status)
-    assert.deepEqual(renders, [200, 200, 200, 200, 200, 429])
-    await meter.close()
-    assert.equal(emu.recordedUsage({ customerId: 'free-customer', meteringId: 'render' }), 5)
-    assert.equal(emu.recordedUsage({ customerId: 'free-customer', meteringId: 'api-call' }), 1)
-    await emu.close()
+
+    it('its server serves the demo on the embedded emulator and flushes usage on SIGINT', async function () {
+      this.timeout(20_000)
+      const child = spawn(process.execPath, ['--import', 'tsx', `examples/${name}/server.ts`], {
+        // Without Planship credentials in the environment the demo runs on the embedded emulator.
+        env: { ...process.env, PORT: '0', PLANSHIP_CLIENT_ID: '', PLANSHIP_CLIENT_SECRET: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let output = ''
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
+      while (!/Ctrl-C/.test(output)) {
+        if (child.exitCode !== null) throw new Error(`demo exited early:\n${output}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      const apiUrl = /Demo API on (\S+)/.exec(output)?.[1]
+      const emulatorUrl = /emulator at (\S+)\)/.exec(output)?.[1]
+      assert.ok(apiUrl && emulatorUrl, output)
+      assert.match(output, /curl -i .*free-customer/)
+      assert.equal(
+        (await fetch(`${apiUrl}/v1/search?q=x`, { headers: { 'x-customer-id': 'pro-customer' } })).status,
+        200,
+      )
+
+      child.kill('SIGINT')
+      const [code] = await once(child, 'exit')
+      assert.equal(code, 0, output)
+      assert.match(output, /flushing usage/)
+    })
   })
 
-  it('`npm start` serves the demo on the embedded emulator and flushes usage on SIGINT', async function () {
-    this.timeout(20_000)
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/koa-api/server.ts'], {
-      // Without Planship credentials in the environment the demo runs on the embedded emulator.
-      env: { ...process.env, PORT: '0', PLANSHIP_CLIENT_ID: '', PLANSHIP_CLIENT_SECRET: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+describe('examples/worker', () => {
+  it('renders what the plan has room for, bills what was done, reports webhooks, gates features', async () => {
+    const emu = await startEmulator()
+    const meter = createMeter({
+      productSlug: emu.productSlug,
+      planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
+      identify: () => undefined,
+      logger: {},
     })
-    let output = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    while (!/Ctrl-C/.test(output)) {
-      if (child.exitCode !== null) throw new Error(`demo exited early:\n${output}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    const apiUrl = /Demo API on (\S+)/.exec(output)?.[1]
-    const emulatorUrl = /emulator at (\S+)\)/.exec(output)?.[1]
-    assert.ok(apiUrl && emulatorUrl, output)
-    assert.match(output, /curl -i .*free-customer/)
-    assert.equal((await fetch(`${apiUrl}/v1/search?q=x`, { headers: { 'x-customer-id': 'pro-customer' } })).status, 200)
-
-    child.kill('SIGINT')
-    const [code] = await once(child, 'exit')
-    assert.equal(code, 0, output)
-    assert.match(output, /flushing usage/)
+    const job = { customerId: 'free-customer', project: 'demo', frames: 2 }
+    const renderedOne = async () => 1
+    const broken = async (): Promise<number> => Promise.reject(new Error('renderer down'))
+    assert.equal(await processRenderJob(meter, job, broken), 'failed')
+    assert.equal(await processRenderJob(meter, job, renderedOne), 'done') // billed 1 of the 2 reserved
+    assert.equal(await processRenderJob(meter, { ...job, frames: 4 }, renderedOne), 'done')
+    assert.equal(await processRenderJob(meter, { ...job, frames: 4 }, renderedOne), 'quota_exceeded')
+    onImportWebhook(meter, { customerId: 'pro-customer', rows: 250 })
+    assert.equal(await exportIfEntitled(meter, 'free-customer'), false)
+    assert.equal(await exportIfEntitled(meter, 'pro-customer'), true)
+    await meter.close()
+    assert.equal(emu.recordedUsage({ customerId: 'free-customer', meteringId: 'render', bucket: 'demo' }), 2)
+    assert.equal(emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call', bucket: 'imports' }), 250)
+    await emu.close()
   })
 })
