@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createMeter as createExpressMeter } from '../src/express/index.js'
-import { createMeter, type MeterCore, type MeterEvent, PlanshipMeterError } from '../src/index.js'
-import { type Harness, startHarness } from './helpers/harness.js'
+import { createMeter, type MeterCore, PlanshipMeterError } from '../src/index.js'
+import { eachHarness, startHarness } from './helpers/harness.js'
 
 /** A queue worker: renders a job when the customer has room, and bills it only when it worked. */
 async function worker(meter: MeterCore, job: { customer: string; fail?: boolean }): Promise<string> {
@@ -18,16 +18,11 @@ async function worker(meter: MeterCore, job: { customer: string; fail?: boolean 
 }
 
 describe('the framework-neutral API', () => {
-  let h: Harness
-  const events: MeterEvent[] = []
-
-  beforeEach(async () => {
-    events.length = 0
-    h = await startHarness({ meter: { onEvent: (event) => events.push(event) } })
-  })
-  afterEach(() => h.close())
+  const harness = eachHarness((onEvent) => startHarness({ meter: { onEvent } }))
+  const events = harness.events
 
   it('reserve() admits what the quota has room for, concurrently, and bills only committed work', async () => {
+    const h = harness()
     h.emu.createCustomer('worker-customer', 'free')
     const jobs = Array.from({ length: 20 }, (_, i) => worker(h.meter, { customer: 'worker-customer', fail: i === 0 }))
     const outcomes = await Promise.all(jobs)
@@ -42,6 +37,7 @@ describe('the framework-neutral API', () => {
   })
 
   it('commit and release are idempotent: a retried step cannot count twice', async () => {
+    const h = harness()
     const reservation = await h.meter.reserve('pro-customer', 'api-call', { cost: 2, bucket: 'batch' })
     assert.ok(reservation.allowed)
     await reservation.commit(3)
@@ -57,6 +53,7 @@ describe('the framework-neutral API', () => {
   })
 
   it('isEntitled() answers as requireFeature() decides', async () => {
+    const h = harness()
     assert.equal(await h.meter.isEntitled('pro-customer', 'csv-export'), true)
     assert.equal(await h.meter.isEntitled('free-customer', 'csv-export'), false)
     assert.equal(await h.meter.isEntitled('nobody@example.com', 'csv-export'), false)
@@ -64,6 +61,7 @@ describe('the framework-neutral API', () => {
   })
 
   it('report() enqueues usage without enforcement; it reaches Planship aggregated, with the rest', async () => {
+    const h = harness()
     h.emu.createCustomer('webhook-customer', 'free')
     for (let i = 0; i < 8; i++) h.meter.report('webhook-customer', 'render', 1)
     h.meter.report('webhook-customer', 'render', 4, { bucket: 'imports' })
@@ -76,6 +74,7 @@ describe('the framework-neutral API', () => {
   })
 
   it('refuses input that cannot be reported: TypeError, nothing admitted or billed', async () => {
+    const h = harness()
     const bad: Array<[string, () => unknown]> = [
       ['report customer ..', () => h.meter.report('..', 'render', 1)],
       ['report empty metering id', () => h.meter.report('pro-customer', '', 1)],
@@ -97,6 +96,7 @@ describe('the framework-neutral API', () => {
   })
 
   it('close() waits for open reservations, then refuses: reserve() is denied 503, report() throws METER_CLOSED', async () => {
+    const h = harness()
     const meter = createMeter(h.options)
     const reservation = await meter.reserve('pro-customer', 'api-call', { cost: 4 })
     assert.ok(reservation.allowed)
@@ -115,6 +115,7 @@ describe('the framework-neutral API', () => {
   })
 
   it('is the same API on the Express meter', async () => {
+    const h = harness()
     const { onDenied: _koaOnly, ...shared } = h.options
     const meter = createExpressMeter({ ...shared, identify: (req) => req.get('x-customer-id') })
     const reservation = await meter.reserve('pro-customer', 'api-call')

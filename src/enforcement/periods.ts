@@ -36,9 +36,8 @@ export interface Reset {
  */
 export class LeverPeriods {
   readonly #config: LeverPeriodsConfig
-  readonly #levers = new LRUCache<string, { period: Period | undefined; until: number; first?: Promise<void> }>({
-    max: MAX_LEVERS,
-  })
+  /** Product-level and small: a plain Map (cleared past MAX_LEVERS), cheaper than an LRU on every response. */
+  readonly #levers = new Map<string, { period: Period | undefined; until: number; first?: Promise<void> }>()
   readonly #renewals = new LRUCache<string, { renewAt: number | undefined; until: number }>({ max: MAX_CUSTOMERS })
 
   constructor(config: LeverPeriodsConfig) {
@@ -81,6 +80,7 @@ export class LeverPeriods {
       },
     )
     const first = known === undefined ? reading : undefined
+    if (known === undefined && this.#levers.size >= MAX_LEVERS) this.#levers.clear()
     this.#levers.set(lever, { period: known?.period, until: now + RETRY_MS, first })
     return known?.period
   }

@@ -6,7 +6,8 @@ import express from 'express'
 import request from 'supertest'
 import { startEmulator } from '../../src/emulator/index.js'
 import { createMeter, type DecisionRecord, type ExpressMeter } from '../../src/express/index.js'
-import { type ExpressHarness, expressDemoApp, jsonErrors, startExpressHarness } from '../helpers/express.js'
+import { expressDemoApp, jsonErrors, startExpressHarness } from '../helpers/express.js'
+import { assertRendersUntouched, eachHarness } from '../helpers/harness.js'
 
 /** One route consuming api-call that echoes the decision taken. */
 function app(meter: ExpressMeter) {
@@ -19,28 +20,10 @@ function app(meter: ExpressMeter) {
 }
 
 describe('Express: requireFeature(), identify and onDenied', () => {
-  let h: ExpressHarness
-
-  beforeEach(async () => {
-    h = await startExpressHarness()
-  })
-  afterEach(() => h.close())
-
-  it('lets pro customers export CSV and answers 403 feature_not_entitled to free ones', async () => {
-    const { app: demo, handled } = expressDemoApp(h.meter)
-    await request(demo).get('/export').set('x-customer-id', 'pro-customer').expect(200)
-    const denied = await request(demo).get('/export').set('x-customer-id', 'free-customer').expect(403)
-    assert.deepEqual(denied.body, {
-      error: {
-        code: 'feature_not_entitled',
-        message: "The customer's plan does not include csv-export",
-        lever: 'csv-export',
-      },
-    })
-    assert.equal(handled.count, 1)
-  })
+  const harness = eachHarness(() => startExpressHarness())
 
   it('hands onDenied (req, res, denial) with the status and headers already set', async () => {
+    const h = harness()
     const seen: string[] = []
     const meter = createMeter({
       ...h.options,
@@ -57,6 +40,7 @@ describe('Express: requireFeature(), identify and onDenied', () => {
   })
 
   it('passes a throwing identify to the error handler (500), and other requests are unaffected', async () => {
+    const h = harness()
     const meter = createMeter({
       ...h.options,
       identify: async (req) => {
@@ -72,14 +56,10 @@ describe('Express: requireFeature(), identify and onDenied', () => {
 })
 
 describe('Express: fail modes', () => {
-  let h: ExpressHarness
-
-  beforeEach(async () => {
-    h = await startExpressHarness()
-  })
-  afterEach(() => h.close())
+  const harness = eachHarness(() => startExpressHarness())
 
   it("failMode 'open' admits with a cold cache and the emulator stopped, and still reports the usage later", async () => {
+    const h = harness()
     const port = Number(new URL(h.emu.url).port)
     await h.emu.close()
     const res = await request(app(h.meter)).get('/').set('x-customer-id', 'pro-customer').expect(200)
@@ -91,6 +71,7 @@ describe('Express: fail modes', () => {
   })
 
   it("failMode 'closed' (per route) answers 503 planship_unavailable with the emulator stopped", async () => {
+    const h = harness()
     const api = express()
     api.get('/', h.meter.consume('api-call', { failMode: 'closed' }), (_req, res) => {
       res.send('ran')
@@ -102,14 +83,10 @@ describe('Express: fail modes', () => {
 })
 
 describe('Express: close() and requests around it', () => {
-  let h: ExpressHarness
-
-  beforeEach(async () => {
-    h = await startExpressHarness()
-  })
-  afterEach(() => h.close())
+  const harness = eachHarness(() => startExpressHarness())
 
   it('waits for responses still running to finish before the last flush', async () => {
+    const h = harness()
     const meter = createMeter(h.options)
     let release: () => void = () => {}
     const api = express()
@@ -133,6 +110,7 @@ describe('Express: close() and requests around it', () => {
   })
 
   it('releases, never bills, a request whose client went away before the response was complete', async () => {
+    const h = harness()
     h.emu.createCustomer('impatient', 'free')
     const api = express()
     let closed: Promise<unknown> = Promise.resolve()
@@ -163,9 +141,6 @@ describe('Express: close() and requests around it', () => {
     assert.ok(ended)
     server.close()
     // All 5 renders are still there, and nothing was reported.
-    for (let i = 0; i < 5; i++) await request(api).post('/renders').set('x-customer-id', 'impatient').expect(200)
-    await request(api).post('/renders').set('x-customer-id', 'impatient').expect(429)
-    await h.meter.flush()
-    assert.equal(h.emu.recordedUsage({ customerId: 'impatient', meteringId: 'render' }), 5)
+    await assertRendersUntouched(h, 'impatient', () => request(api).post('/renders').set('x-customer-id', 'impatient'))
   })
 })

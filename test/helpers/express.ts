@@ -1,4 +1,3 @@
-import type { Server } from 'node:http'
 import express, { type ErrorRequestHandler, type Express } from 'express'
 import type { EmulatorOptions } from '../../src/emulator/index.js'
 import { createMeter, type ExpressMeter, type ExpressMeterOptions } from '../../src/express/index.js'
@@ -37,9 +36,4 @@ export function expressDemoApp(meter: ExpressMeter): { app: Express; handled: { 
   })
   app.use(jsonErrors)
   return { app, handled }
-}
-
-/** Listens on 127.0.0.1 and an ephemeral port: supertest then keeps one server for many requests. */
-export function listen(app: Express): Server {
-  return app.listen(0, '127.0.0.1')
 }

@@ -1,11 +1,14 @@
+import type { Server } from 'node:http'
 import Router from '@koa/router'
 import Koa from 'koa'
+import request from 'supertest'
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/index.js'
 import {
   createMeter,
   type Logger,
   type Meter,
   type MeterCore,
+  type MeterEvent,
   type MeterOptions,
   type PlanshipState,
 } from '../../src/index.js'
@@ -92,4 +95,68 @@ export function demoApp(meter: Meter): { app: Koa<PlanshipState>; handled: { cou
   app.use(meter.middleware())
   app.use(router.routes())
   return { app, handled }
+}
+
+/**
+ * Mocha hooks for the current suite: a fresh harness (`start`) before each test, closed after
+ * it. Call the result for the current harness; `.events` holds what its meter emitted, when
+ * `start` passes `onEvent` on.
+ */
+export function eachHarness<H extends { close(): Promise<void> }>(
+  start: (onEvent: (event: MeterEvent) => void) => Promise<H>,
+): (() => H) & { events: MeterEvent[] } {
+  let harness: H | undefined
+  const events: MeterEvent[] = []
+  beforeEach(async () => {
+    events.length = 0
+    harness = await start((event) => events.push(event))
+  })
+  afterEach(() => harness?.close())
+  return Object.assign(() => harness!, { events })
+}
+
+/**
+ * Mocha hooks for a suite of one demo app: a fresh harness and the app (`demo`) listening on
+ * 127.0.0.1 before each test, both closed after it. `call(path, customer)` POSTs to it.
+ */
+export function eachServedDemo<H extends Harness<MeterCore, unknown>>(
+  start: () => Promise<H>,
+  demo: (meter: H['meter']) => { app: { listen(port: number, host: string): Server }; handled: { count: number } },
+) {
+  const served = { server: undefined as unknown as Server, handled: { count: 0 } }
+  const harness = eachHarness(async () => {
+    const h = await start()
+    const { app, handled } = demo(h.meter)
+    served.server = app.listen(0, '127.0.0.1')
+    served.handled = handled
+    const closeHarness = h.close.bind(h)
+    const close = async () => {
+      served.server.closeAllConnections()
+      served.server.close()
+      await closeHarness()
+    }
+    return Object.assign(h, { close })
+  })
+  const call = (path: string, customer?: string) => {
+    const req = request(served.server).post(path)
+    return customer === undefined ? req : req.set('x-customer-id', customer)
+  }
+  return { harness, call, served }
+}
+
+/**
+ * The free plan's 5 renders of the minute are all still there: 5 more are admitted, the next is
+ * refused, and exactly 5 reach Planship. `render()` sends one render request of the customer.
+ */
+export async function assertRendersUntouched(
+  h: Harness<MeterCore, unknown>,
+  customerId: string,
+  render: () => PromiseLike<{ status: number }>,
+): Promise<void> {
+  const statuses: number[] = []
+  for (let i = 0; i < 6; i++) statuses.push((await render()).status)
+  if (statuses.join() !== '200,200,200,200,200,429') throw new Error(`renders answered ${statuses.join()}`)
+  await h.meter.flush()
+  const recorded = h.emu.recordedUsage({ customerId, meteringId: 'render' })
+  if (recorded !== 5) throw new Error(`Planship received ${recorded} renders, not 5`)
 }

@@ -3,20 +3,15 @@ import express from 'express'
 import Koa from 'koa'
 import request from 'supertest'
 import { createMeter as createExpressMeter } from '../../src/express/index.js'
-import { createMeter, type DecisionRecord, type MeterEvent, type PlanshipState } from '../../src/index.js'
-import { type Harness, startHarness } from '../helpers/harness.js'
+import { createMeter, type DecisionRecord, type PlanshipState } from '../../src/index.js'
+import { eachHarness, startHarness } from '../helpers/harness.js'
 
 describe("mode: 'shadow'", () => {
-  let h: Harness
-  const events: MeterEvent[] = []
-
-  beforeEach(async () => {
-    events.length = 0
-    h = await startHarness({ meter: { onEvent: (event) => events.push(event) } })
-  })
-  afterEach(() => h.close())
+  const harness = eachHarness((onEvent) => startHarness({ meter: { onEvent } }))
+  const events = harness.events
 
   it('per meter: decides and reports as usual, records what it would have denied, lets every request through', async () => {
+    const h = harness()
     h.emu.createCustomer('shadowed', 'free')
     const meter = createMeter({ ...h.options, mode: 'shadow' })
     const app = new Koa<PlanshipState>()
@@ -45,6 +40,7 @@ describe("mode: 'shadow'", () => {
   })
 
   it('per route, on Express: a feature gate and an unidentified request go through, recorded as shadow', async () => {
+    const h = harness()
     const { onDenied: _koaOnly, ...shared } = h.options
     const meter = createExpressMeter({ ...shared, identify: (req) => req.get('x-customer-id') })
     const app = express()
@@ -64,6 +60,7 @@ describe("mode: 'shadow'", () => {
   })
 
   it('the neutral API follows the mode too, and the route can opt back into enforcement', async () => {
+    const h = harness()
     h.emu.createCustomer('shadow-worker', 'free')
     const meter = createMeter({ ...h.options, mode: 'shadow' })
     for (let i = 0; i < 6; i++) {
@@ -79,6 +76,7 @@ describe("mode: 'shadow'", () => {
   })
 
   it('rejects an unknown mode with a TypeError naming the option', () => {
+    const h = harness()
     assert.throws(() => createMeter({ ...h.options, mode: 'dry-run' as 'shadow' }), /option `mode`/)
     assert.throws(() => h.meter.consume('render', { mode: 'off' as 'shadow' }), /option `mode`/)
   })
