@@ -115,7 +115,8 @@ export interface MeterOptions<A extends unknown[] = [ctx: Context]> {
   planship: PlanshipConnectionOptions
   /**
    * Returns the Planship customer id (or alternative id, such as an e-mail) of the request, or
-   * `undefined` when the request has no customer. May be async. Required.
+   * `undefined` when the request has no customer. Gets `ctx` on Koa, `(req, res)` on Express.
+   * May be async. Required.
    */
   identify: (...args: A) => string | undefined | Promise<string | undefined>
   cache?: CacheOptions
@@ -246,7 +247,7 @@ export function resolveConfig<A extends unknown[]>(options: MeterOptions<A>): Re
   }
   const failMode = options.failMode ?? 'open'
   if (failMode !== 'open' && failMode !== 'closed') fail('failMode', "'open' or 'closed'")
-  if (typeof options.identify !== 'function') fail('identify', 'a function (ctx) => string | undefined')
+  if (typeof options.identify !== 'function') fail('identify', 'a function returning the customer id or undefined')
   const clock = options.clock ?? Date
   if (typeof clock.now !== 'function') fail('clock', 'an object with a now() method')
   const logger = options.logger === undefined ? undefined : (optionalObject(options.logger, 'logger') as Logger)
