@@ -17,10 +17,10 @@ export const jsonErrors: ErrorRequestHandler = (error: unknown, _req, res, _next
   res.status(500).json({ error: error instanceof Error ? error.message : String(error) })
 }
 
-/** An Express 5 app with the meter mounted and a route per kind, counting handler runs. */
-export function expressDemoApp(meter: ExpressMeter): { app: Express; handled: { count: number } } {
+/** An Express 5 app (or one of `framework`: Express 4) with the meter mounted and a route per kind, counting handler runs. */
+export function expressDemoApp(meter: ExpressMeter, framework = express): { app: Express; handled: { count: number } } {
   const handled = { count: 0 }
-  const app = express()
+  const app = framework()
   app.use(meter.middleware())
   app.post('/calls', meter.consume('api-call'), (_req, res) => {
     handled.count++

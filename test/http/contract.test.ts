@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import express4 from 'express4'
 import request from 'supertest'
 import { expressDemoApp, startExpressHarness } from '../helpers/express.js'
 import { demoApp, eachServedDemo, startHarness } from '../helpers/harness.js'
@@ -79,3 +80,10 @@ function contract(served: ReturnType<typeof eachServedDemo>) {
 
 describe('Koa: the request contract', () => contract(eachServedDemo(startHarness, demoApp)))
 describe('Express: the request contract', () => contract(eachServedDemo(() => startExpressHarness(), expressDemoApp)))
+describe('Express 4: the request contract', () =>
+  contract(
+    eachServedDemo(
+      () => startExpressHarness(),
+      (meter) => expressDemoApp(meter, express4),
+    ),
+  ))
