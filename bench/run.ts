@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: bare Koa (A) vs planship-meter (B) vs the official SDK pattern (C), in one
+ * `npm run bench`: bare Koa (A) vs planship-meter (B; B' without RateLimit headers) vs the official SDK pattern (C), in one
  * run, each server in its own process, the emulator in another, load from this one.
  * `npm run bench -- --smoke` runs a few seconds of it, without thresholds (CI).
  */
@@ -115,7 +115,7 @@ const counts = async () => (await ask(emulator.child, { type: 'counts' }))['coun
 
 const rows: Row[] = []
 let memory: { before: number; after: number; heapAfter: number } | undefined
-for (const mode of ['bare', 'meter', 'official'] as Mode[]) {
+for (const mode of ['bare', 'meter', 'meter-no-headers', 'official'] as Mode[]) {
   const server = await start('./server-process.ts', [mode, JSON.stringify(target)])
   const port = server.ready['port'] as number
   // Warm up: every customer once (fills B's cache, C's token), then a second of load.
@@ -158,12 +158,13 @@ for (const mode of ['bare', 'meter', 'official'] as Mode[]) {
 }
 await stop(emulator.child)
 
-const [a, b, c] = rows as [Row, Row, Row]
+const [a, b, bOff, c] = rows as [Row, Row, Row, Row]
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
 const fixed = (n: number, digits = 1) => n.toFixed(digits)
 const names = {
   bare: 'A bare Koa',
   meter: 'B planship-meter',
+  'meter-no-headers': "B' planship-meter, headers: false",
   official: 'C official SDK pattern',
 }
 console.log(`\nplanship-meter benchmark${smoke ? ' (smoke: numbers are not meaningful)' : ''}`)
@@ -189,6 +190,11 @@ console.log(
 console.log(
   `Server CPU per request: A ${fixed(a.cpuUsPerRequest)} µs, B ${fixed(b.cpuUsPerRequest)} µs ` +
     `(+${fixed(b.cpuUsPerRequest - a.cpuUsPerRequest)} µs: enforcement, and reporting's share of the POSTs)`,
+)
+console.log(
+  `RateLimit headers: B ${fixed(b.cpuUsPerRequest)} µs vs B' ${fixed(bOff.cpuUsPerRequest)} µs of server CPU per request ` +
+    `(${b.cpuUsPerRequest >= bOff.cpuUsPerRequest ? '+' : ''}${fixed(b.cpuUsPerRequest - bOff.cpuUsPerRequest)} µs), ` +
+    `throughput B/B' ${fixed(b.rps / bOff.rps, 2)}`,
 )
 console.log(`B/C throughput ${fixed(b.rps / c.rps, 1)}× (target ≥ 20×)`)
 const reportsPerCustomerFlush = (b.upstream['report POST'] * b.requests) / 1000 / (customers * Math.floor(b.windowS))

@@ -4,7 +4,8 @@ import { Planship } from '@planship/fetch'
 import Koa from 'koa'
 import { createMeter, type Meter } from '../src/index.js'
 
-export type Mode = 'bare' | 'meter' | 'official'
+/** `meter-no-headers` is `meter` with `headers: false`: the difference is what the RateLimit headers cost. */
+export type Mode = 'bare' | 'meter' | 'meter-no-headers' | 'official'
 
 export interface PlanshipTarget {
   url: string
@@ -22,12 +23,13 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
     router.get('/v1/widgets', (ctx) => {
       ctx.body = body()
     })
-  } else if (mode === 'meter') {
+  } else if (mode === 'meter' || mode === 'meter-no-headers') {
     const meter = createMeter({
       productSlug: target.productSlug,
       planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
       identify: (ctx) => ctx.get('x-customer-id') || undefined,
       logger: {},
+      headers: mode === 'meter' ? 'draft' : false,
     })
     app.use(meter.middleware())
     router.get('/v1/widgets', meter.consume('api-call'), (ctx) => {
