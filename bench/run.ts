@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: bare Koa (A), planship-meter (B), B with reporting off, koa-ratelimit (K) and
+ * `npm run bench`: bare Koa (A), planship-meter (B), B with reporting off, B without RateLimit
+ * headers, koa-ratelimit (K) and
  * the official SDK pattern (C), each server in its own process, the emulator in another, load
  * from this one, in alternating rounds, reported as medians with their min–max.
  * `npm run bench -- --smoke` runs a few seconds of it, without thresholds (CI).
@@ -190,7 +191,7 @@ async function manyCustomers(count: number, checkpoint: number) {
   return { rssStart, rssCheckpoint, rssEnd: end.rss, heapEnd: end.heapUsed, postsPerSecond: posts / seconds }
 }
 
-const modes: Mode[] = ['bare', 'meter', 'meter-quiet', 'ratelimit', 'official']
+const modes: Mode[] = ['bare', 'meter', 'meter-quiet', 'meter-no-headers', 'ratelimit', 'official']
 const samples = new Map<Mode, Sample[]>(modes.map((mode) => [mode, []]))
 for (let round = 0; round < rounds; round++) {
   // Alternate the order, so that no server always runs on a warmer (or busier) machine.
@@ -208,6 +209,7 @@ const names: Record<Mode, string> = {
   bare: 'A bare Koa',
   meter: 'B planship-meter',
   'meter-quiet': 'B, reporting off',
+  'meter-no-headers': 'B, headers: false',
   ratelimit: 'K koa-ratelimit (memory)',
   official: 'C official SDK pattern',
 }
@@ -261,6 +263,11 @@ console.log(
   `B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)} (target ≥ 0.90); ` +
     `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms (target ≤ 1 ms); ` +
     `B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×`,
+)
+const cpuNoHeaders = m('meter-no-headers', (s) => s.cpuUs)
+console.log(
+  `RateLimit headers: ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
+    `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
 )
 const postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * rpsB) / 1000
 // Then many distinct customers through B: report POSTs per second and RSS (printed last, it is long).

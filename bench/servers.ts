@@ -6,11 +6,12 @@ import ratelimit from 'koa-ratelimit'
 import { createMeter, type Meter } from '../src/index.js'
 
 /**
- * A bare Koa route; the meter; the meter with reporting off (a diagnostic row); koa-ratelimit
- * with its in-memory driver keyed by customer (a limiter that never leaves the process: the peer
- * anchor); the pattern of Planship's own examples.
+ * A bare Koa route; the meter; the meter with reporting off (a diagnostic row); the meter
+ * without RateLimit headers (the difference is what they cost); koa-ratelimit with its in-memory
+ * driver keyed by customer (a limiter that never leaves the process: the peer anchor); the
+ * pattern of Planship's own examples.
  */
-export type Mode = 'bare' | 'meter' | 'meter-quiet' | 'ratelimit' | 'official'
+export type Mode = 'bare' | 'meter' | 'meter-quiet' | 'meter-no-headers' | 'ratelimit' | 'official'
 
 export interface PlanshipTarget {
   url: string
@@ -41,13 +42,14 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
     router.get('/v1/widgets', (ctx) => {
       ctx.body = body()
     })
-  } else if (mode === 'meter' || mode === 'meter-quiet') {
+  } else if (mode === 'meter' || mode === 'meter-quiet' || mode === 'meter-no-headers') {
     const meter = createMeter({
       productSlug: target.productSlug,
       planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
       identify: (ctx) => ctx.get('x-customer-id') || undefined,
       logger: {},
       ...(mode === 'meter-quiet' ? { reporting: { flushIntervalMs: 1e9 } } : {}),
+      ...(mode === 'meter-no-headers' ? { headers: false as const } : {}),
     })
     app.use(meter.middleware())
     router.get('/v1/widgets', meter.consume('api-call'), (ctx) => {

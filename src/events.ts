@@ -20,8 +20,11 @@ export type MeterEvent =
       lever?: string
       /** Units the consume asked to reserve (reserved when allowed). */
       cost?: number
+      /** Shadow mode: `allowed` is what enforcement would have decided; the request went through. */
+      shadow?: true
     }
-  | { type: 'denial'; denial: Denial }
+  /** A request denied, or in shadow mode (`shadow: true`) one that would have been and went through. */
+  | { type: 'denial'; denial: Denial; shadow?: true }
   | { type: 'flush'; result: Omit<FlushResult, 'rejected'> }
   | { type: 'retry'; report: PendingReport; error: string; retryAt: number }
   | {

@@ -11,7 +11,12 @@ export type {
 export { PlanshipMeterError, type PlanshipMeterErrorCode } from './errors.js'
 export type { MeterEvent } from './events.js'
 export type { ConsumeOptions, FeatureOptions } from './koa/middleware.js'
-export type { DecisionRecord, PlanshipRequestState, PlanshipState } from './koa/state.js'
+export type { PlanshipState } from './koa/state.js'
+export type { DecisionRecord, PlanshipRequestState } from './http/state.js'
+export type { RouteConsumeOptions, Mode } from './http/route.js'
+export type { HeaderStyle } from './http/headers.js'
+export type { MeterCore } from './meter.js'
+export type { NeutralApi, ReportOptions, ReserveDecision, ReserveOptions } from './neutral.js'
 export type { DecisionSource } from './enforcement/enforcer.js'
 export type {
   LeverLimit,

@@ -1,11 +1,15 @@
 import type { Middleware } from 'koa'
 import { Enforcer } from './enforcement/enforcer.js'
 import { MemoryUsageStore } from './enforcement/memory-store.js'
+import { LeverPeriods } from './enforcement/periods.js'
 import { PlanshipMeterError } from './errors.js'
 import { eventSink } from './events.js'
+import { createGate, type Gate } from './http/gate.js'
 import { type ConsumeOptions, createKoaAdapter, type FeatureOptions } from './koa/middleware.js'
 import type { PlanshipState } from './koa/state.js'
-import { type MeterOptions, resolveConfig } from './options.js'
+import type { Log } from './log.js'
+import { createNeutralApi, type NeutralApi } from './neutral.js'
+import { type MeterOptions, type ResolvedConfig, resolveConfig } from './options.js'
 import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
 import { type CloseResult, type DeliveryStats, type FlushResult, Reporter } from './reporting/reporter.js'
 import { createTelemetry, withTelemetry } from './telemetry/telemetry.js'
@@ -13,23 +17,14 @@ import { createTelemetry, withTelemetry } from './telemetry/telemetry.js'
 /** Connections to Planship at once: report POSTs (`reporting.maxConcurrency`) plus cold reads. */
 const MAX_SOCKETS = 64
 
-/** What {@link createMeter} returns. */
-export interface Meter {
-  /** Identifies the customer of every request into `ctx.state.planship.customerId`. Never denies. */
-  middleware(): Middleware<PlanshipState>
-  /**
-   * Before the handler, checks every lever fed by `meteringId` has room for the cost and
-   * reserves it; after the response, reports the usage (or releases the reservation).
-   */
-  consume(meteringId: string, options?: ConsumeOptions): Middleware<PlanshipState>
-  /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
-  requireFeature(lever: string, options?: FeatureOptions): Middleware<PlanshipState>
+/** What every meter has, whatever the framework: delivery, lifecycle and the neutral API. */
+export interface MeterCore extends NeutralApi {
   /** Sends all pending usage now; resolves when Planship acknowledged it, rejects with `FLUSH_INCOMPLETE` otherwise. */
   flush(): Promise<FlushResult>
   /**
-   * Stops admitting metered requests (new ones get 503), waits for running ones to finish,
-   * flushes (retrying until `reporting.closeTimeoutMs`), then stops timers. Resolves with the
-   * usage that could not be delivered, so the app can persist it.
+   * Stops admitting metered requests (new ones get 503), waits for running ones and open
+   * reservations to finish, flushes (retrying until `reporting.closeTimeoutMs`), then stops
+   * timers. Resolves with the usage that could not be delivered, so the app can persist it.
    */
   close(): Promise<CloseResult>
   /**
@@ -44,20 +39,23 @@ export interface Meter {
   deliveryStats(): DeliveryStats
 }
 
-/**
- * Creates a meter for one Planship product. Throws a `TypeError` naming the option when an
- * option is invalid.
- *
- * @example
- * const planship = createMeter({
- *   productSlug: 'acme-api',
- *   planship: { clientId, clientSecret },
- *   identify: (ctx) => ctx.get('x-customer-id') || undefined,
- * })
- * app.use(planship.middleware())
- * router.post('/v1/renders', planship.consume('api-call'), handler)
- */
-export function createMeter(options: MeterOptions): Meter {
+/** What {@link createMeter} returns. */
+export interface Meter extends MeterCore {
+  /** Identifies the customer of every request into `ctx.state.planship.customerId`. Never denies. */
+  middleware(): Middleware<PlanshipState>
+  /**
+   * Before the handler, checks every lever fed by `meteringId` has room for the cost and
+   * reserves it; after the response, reports the usage (or releases the reservation).
+   */
+  consume(meteringId: string, options?: ConsumeOptions): Middleware<PlanshipState>
+  /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
+  requireFeature(lever: string, options?: FeatureOptions): Middleware<PlanshipState>
+}
+
+/** The framework-neutral meter an adapter wraps, with what the adapter needs to build on it. */
+export function createCore<A extends unknown[]>(
+  options: MeterOptions<A>,
+): { core: MeterCore; gate: Gate; config: ResolvedConfig<A>; log: Log } {
   const config = resolveConfig(options)
   const { clock, log } = config
   const telemetry = createTelemetry() // undefined when @opentelemetry/api is not installed
@@ -82,13 +80,13 @@ export function createMeter(options: MeterOptions): Meter {
   const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, log, emit })
   const reporter = new Reporter({ ...config.reporting, client, store, clock, log, emit })
   telemetry?.observe({ store, breaker: enforcer.breaker, deliveryStats: () => reporter.stats() })
-  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, enforcer, log, emit })
+  const resets = new LeverPeriods({ client, clock, log })
+  const gate = createGate({ enforcer, emit, mode: config.mode, headers: config.headers, resets, clock })
   let closed: Promise<CloseResult> | undefined
+  const neutral = createNeutralApi({ gate, enforcer, log, emit, closed: () => closed !== undefined })
 
-  return {
-    middleware: koa.middleware,
-    consume: koa.consume,
-    requireFeature: koa.requireFeature,
+  const core: MeterCore = {
+    ...neutral,
     flush: () =>
       closed === undefined
         ? reporter.flush()
@@ -110,4 +108,24 @@ export function createMeter(options: MeterOptions): Meter {
     planshipCalls: () => client.callCounts(),
     deliveryStats: () => ({ ...reporter.stats(), backlogRefusals: enforcer.backlogRefusals }),
   }
+  return { core, gate, config, log }
+}
+
+/**
+ * Creates a meter for one Planship product, for Koa. Throws a `TypeError` naming the option
+ * when an option is invalid. (On Express: `createMeter` from `planship-meter/express`.)
+ *
+ * @example
+ * const planship = createMeter({
+ *   productSlug: 'acme-api',
+ *   planship: { clientId, clientSecret },
+ *   identify: (ctx) => ctx.get('x-customer-id') || undefined,
+ * })
+ * app.use(planship.middleware())
+ * router.post('/v1/renders', planship.consume('api-call'), handler)
+ */
+export function createMeter(options: MeterOptions): Meter {
+  const { core, gate, config, log } = createCore(options)
+  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, gate, log })
+  return { ...core, middleware: koa.middleware, consume: koa.consume, requireFeature: koa.requireFeature }
 }

@@ -1,6 +1,8 @@
 import type { Context } from 'koa'
 import type { UsageStore } from './enforcement/store.js'
 import type { MeterEvent } from './events.js'
+import type { HeaderStyle } from './http/headers.js'
+import { type Mode, validateMode } from './http/route.js'
 import { pathSegmentProblem } from './planship/ids.js'
 import { createLog, type Log, type LoggerStyle } from './log.js'
 
@@ -111,17 +113,21 @@ export interface Denial {
   headers: Record<string, string>
 }
 
-/** Options of {@link createMeter}. */
-export interface MeterOptions {
+/**
+ * Options of `createMeter`. `A` is what the framework hands the callbacks: `[ctx]` on Koa
+ * (the default), `[req, res]` on Express.
+ */
+export interface MeterOptions<A extends unknown[] = [ctx: Context]> {
   /** Slug of the Planship product whose plans are sold. Required. */
   productSlug: string
   /** Planship connection. Required. */
   planship: PlanshipConnectionOptions
   /**
    * Returns the Planship customer id (or alternative id, such as an e-mail) of the request, or
-   * `undefined` when the request has no customer. May be async. Required.
+   * `undefined` when the request has no customer. Gets `ctx` on Koa, `(req, res)` on Express.
+   * May be async. Required.
    */
-  identify: (ctx: Context) => string | undefined | Promise<string | undefined>
+  identify: (...args: A) => string | undefined | Promise<string | undefined>
   cache?: CacheOptions
   reporting?: ReportingOptions
   /**
@@ -134,7 +140,20 @@ export interface MeterOptions {
    * Writes the answer of a denied request instead of the default JSON body. The handler never
    * runs after a denial. Defaults to a JSON body `{ error: { code, message, lever? } }`.
    */
-  onDenied?: (ctx: Context, denial: Denial) => void | Promise<void>
+  onDenied?: (...args: [...A, denial: Denial]) => void | Promise<void>
+  /**
+   * `'shadow'` decides, records and reports as usual but never denies: what would have been
+   * denied goes through, its decision records and events say `shadow: true`. How to roll quotas
+   * out safely. A route's `mode` option overrides it. Defaults to `'enforce'`.
+   */
+  mode?: Mode
+  /**
+   * Rate-limit headers on every metered response, for the lever with the least room:
+   * `'draft'` sends `RateLimit-Policy` and `RateLimit` (IETF httpapi draft), `'legacy'` sends
+   * `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds),
+   * `false` sends none. A 429 says `Retry-After` whenever the reset is known. Defaults to `'draft'`.
+   */
+  headers?: HeaderStyle
   /** Defaults to a logger that writes warnings and errors to the console. */
   logger?: Logger
   /**
@@ -159,14 +178,16 @@ export interface MeterOptions {
   store?: UsageStore
 }
 
-export interface ResolvedConfig {
+export interface ResolvedConfig<A extends unknown[] = [ctx: Context]> {
   productSlug: string
   planship: Required<Omit<PlanshipConnectionOptions, 'baseUrl'>> & { baseUrl: string }
-  identify: MeterOptions['identify']
+  identify: MeterOptions<A>['identify']
   cache: Required<CacheOptions>
   reporting: Required<ReportingOptions>
   failMode: 'open' | 'closed'
-  onDenied: MeterOptions['onDenied']
+  onDenied: MeterOptions<A>['onDenied']
+  mode: Mode
+  headers: HeaderStyle
   log: Log
   onEvent: ((event: MeterEvent) => void) | undefined
   fetch: typeof fetch | undefined
@@ -219,7 +240,7 @@ function normalizeBaseUrl(value: string | undefined): string {
 }
 
 /** Validates user options once and fills in every default. Throws a `TypeError` naming the option. */
-export function resolveConfig(options: MeterOptions): ResolvedConfig {
+export function resolveConfig<A extends unknown[]>(options: MeterOptions<A>): ResolvedConfig<A> {
   if (options === null || typeof options !== 'object') fail('options', 'an object')
   const planship = optionalObject(options.planship, 'planship')
   if (options.planship === undefined) fail('planship', 'an object with clientId and clientSecret')
@@ -235,7 +256,7 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
   }
   const failMode = options.failMode ?? 'open'
   if (failMode !== 'open' && failMode !== 'closed') fail('failMode', "'open' or 'closed'")
-  if (typeof options.identify !== 'function') fail('identify', 'a function (ctx) => string | undefined')
+  if (typeof options.identify !== 'function') fail('identify', 'a function returning the customer id or undefined')
   const clock = options.clock ?? Date
   if (typeof clock.now !== 'function') fail('clock', 'an object with a now() method')
   const logger = options.logger === undefined ? undefined : (optionalObject(options.logger, 'logger') as Logger)
@@ -243,6 +264,9 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
   if (loggerStyle !== undefined && loggerStyle !== 'message-first' && loggerStyle !== 'fields-first') {
     fail('loggerStyle', "'message-first' or 'fields-first'")
   }
+
+  const headers = options.headers ?? 'draft'
+  if (headers !== 'draft' && headers !== 'legacy' && headers !== false) fail('headers', "'draft', 'legacy' or false")
 
   const productSlug = nonEmptyString(options.productSlug, 'productSlug')
   if (pathSegmentProblem(productSlug) !== undefined) fail('productSlug', 'a product slug (one URL path segment)')
@@ -273,6 +297,8 @@ export function resolveConfig(options: MeterOptions): ResolvedConfig {
     },
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),
+    mode: validateMode(options.mode) ?? 'enforce',
+    headers,
     log: createLog(logger, loggerStyle, clock),
     onEvent: optionalFunction(options.onEvent, 'onEvent'),
     fetch: optionalFunction(options.fetch, 'fetch'),

@@ -55,16 +55,16 @@ export class RefreshingCache<V> {
 
   /**
    * The usable snapshot for `key` without waiting, or `undefined` when there is none. A stale
-   * snapshot starts a background refresh.
+   * snapshot starts a background refresh, unless `refresh` is false.
    */
-  peek(key: string): Cached<V> | undefined {
+  peek(key: string, refresh = true): Cached<V> | undefined {
     const entry = this.#lru.get(key)
     if (entry === undefined) return undefined
     const now = this.#config.clock.now()
     const age = now - entry.fresh.snapshot.fetchedAt
     if (age < this.#config.ttlMs) return entry.fresh
     if (age >= this.#config.ttlMs + this.#config.maxStaleMs) return undefined
-    if (!this.#inflight.has(key) && !this.#backingOff(key, now) && this.#config.breaker.closed()) {
+    if (refresh && !this.#inflight.has(key) && !this.#backingOff(key, now) && this.#config.breaker.closed()) {
       this.#refresh(key).catch((error: unknown) => this.#config.onRefreshError(key, error))
     }
     return entry.stale

@@ -14,6 +14,7 @@ import {
   type Reservation,
   type ReserveRequest,
   type ReserveResult,
+  type UsageKey,
   type UsageStore,
 } from './store.js'
 
@@ -42,8 +43,17 @@ export type Denied =
   /** The customer id cannot be sent to Planship: nothing may be admitted or billed for it. */
   | { reason: 'unidentified'; error: unknown }
 
+/** The lever with the least room after an admission, for RateLimit headers. */
+export interface Room {
+  lever: string
+  /** Units left once the admitted cost is counted. */
+  remaining: number
+  /** The lever's whole allowance, when cached data tells it. */
+  limit: number | undefined
+}
+
 export type ConsumeDecision =
-  | { allowed: true; source: DecisionSource; reservation: Reservation }
+  | { allowed: true; source: DecisionSource; reservation: Reservation; room?: Room }
   | { allowed: false; source: DecisionSource; denied: Denied }
 
 export type FeatureDecision =
@@ -56,6 +66,8 @@ export interface ConsumeRequest {
   cost: number
   /** Overrides the meter's `failMode` for this request. */
   failMode?: 'open' | 'closed' | undefined
+  /** Say which lever has the least room after admission (from cached data only). */
+  room?: boolean
 }
 
 interface PlannedLimits {
@@ -239,7 +251,10 @@ export class Enforcer {
     const source = entitlements.freshness
     if (result.ok) {
       this.#open++
-      return { allowed: true, source, reservation: result.reservation }
+      const least = request.room === true ? result.least : undefined
+      if (least === undefined) return { allowed: true, source, reservation: result.reservation }
+      const limit = this.#limitOf(request, least.lever, entitlements.snapshot, false)
+      return { allowed: true, source, reservation: result.reservation, room: { ...least, limit } }
     }
     if ('backlog' in result) {
       this.backlogRefusals++
@@ -251,6 +266,25 @@ export class Enforcer {
       source,
       denied: { reason: 'quota', lever: result.lever, remaining: result.remaining, limit, cost: request.cost },
     }
+  }
+
+  /**
+   * Reserves `cost` without checking any limit (shadow mode, `report()`): the usage is tracked
+   * and delivered like the rest. `undefined` when it cannot be kept (closed, backlog full).
+   */
+  reserveUnchecked(key: UsageKey, cost: number): MaybePromise<Reservation | undefined> {
+    if (this.#stopped) return undefined
+    const snapshotAt = this.#config.clock.now()
+    const result = this.#config.store.reserve({ ...key, cost, limits: [], snapshotAt })
+    const admitted = (settled: ReserveResult): Reservation | undefined => {
+      if (!settled.ok) {
+        this.backlogRefusals++
+        return undefined
+      }
+      this.#open++
+      return settled.reservation
+    }
+    return isPromiseLike(result) ? Promise.resolve(result).then(admitted) : admitted(result)
   }
 
   /** The admitted request's usage is to be reported: `usage` units replace the reservation. */
@@ -363,13 +397,14 @@ export class Enforcer {
 
   /**
    * The lever's full allowance (remaining + used) for the RateLimit-Policy header, from cached
-   * data only: a denial never waits for Planship. Unknown until the usage is cached.
+   * data only: a denial never waits for Planship. Unknown until the usage is cached; with `load`,
+   * a denial has it read in the background (an admitted request never causes a read).
    */
-  #limitOf(request: ConsumeRequest, lever: string, snapshot: Snapshot<Entitlements>): number | undefined {
+  #limitOf(request: ConsumeRequest, lever: string, snapshot: Snapshot<Entitlements>, load = true): number | undefined {
     const key = usageKey(request.customerId, request.meteringId)
-    const cached = this.#usage.peek(key)
+    const cached = this.#usage.peek(key, load)
     if (cached === undefined) {
-      this.#usage.get(key).catch(() => {})
+      if (load) this.#usage.get(key).catch(() => {})
       return undefined
     }
     const usage = cached.snapshot.value[lever]

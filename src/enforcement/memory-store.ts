@@ -121,6 +121,7 @@ export class MemoryUsageStore implements UsageStore {
       customer = this.#customer(request.customerId)
     }
     const receivedAt = request.receivedAt ?? request.snapshotAt
+    let least: { lever: string; remaining: number } | undefined
     for (const limit of request.limits) {
       const view = this.#reconcile(customer!, limit, request, receivedAt)
       const left = view.remaining - localUsage(customer!, limit, request.bucket, view, this.#config.aggregationLagMs)
@@ -129,6 +130,8 @@ export class MemoryUsageStore implements UsageStore {
         if (customer!.cellList.length === 0 && customer!.acked.length === 0) this.#customers.delete(request.customerId)
         return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
       }
+      if (least === undefined || left - request.cost < least.remaining)
+        least = { lever: limit.lever, remaining: left - request.cost }
     }
     const cell = this.#cell(request)
     if (this.#unsentKeys >= this.#config.maxPendingKeys && cell.pending + cell.sending === 0) {
@@ -138,7 +141,7 @@ export class MemoryUsageStore implements UsageStore {
     cell.reserved += request.cost
     const { customerId, meteringId, bucket, cost } = request
     const reservation: HeldReservation = { customerId, meteringId, bucket, cost, [CELL]: cell }
-    return { ok: true, reservation }
+    return least === undefined ? { ok: true, reservation } : { ok: true, reservation, least }
   }
 
   release(reservation: Reservation): void {

@@ -74,7 +74,12 @@ export interface Reservation extends UsageKey {
 }
 
 export type ReserveResult =
-  | { ok: true; reservation: Reservation }
+  | {
+      ok: true
+      reservation: Reservation
+      /** The limit with the least room once this reservation is made (for RateLimit headers); optional for a store. */
+      least?: { lever: string; remaining: number }
+    }
   | { ok: false; lever: string; /** Units left after local usage. */ remaining: number }
   /** Too much usage is waiting to be delivered to take a new key: the request is refused. */
   | { ok: false; backlog: true }

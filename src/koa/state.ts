@@ -1,25 +1,10 @@
-import type { DecisionSource } from '../enforcement/enforcer.js'
+import type { PlanshipRequestState } from '../http/state.js'
 
-/** One decision taken for a request, in the order they were taken. */
-export interface DecisionRecord {
-  kind: 'consume' | 'feature'
-  /** The metering id (consume) or lever (feature) checked. */
-  subject: string
-  allowed: boolean
-  /** Fresh or stale cached data, or no data and `failMode` decided. */
-  source: DecisionSource
-  /** The lever that denied the request, when one did. */
-  lever?: string
-}
-
-/** What planship-meter puts on `ctx.state.planship`. */
-export interface PlanshipRequestState {
-  /** The identified customer, `undefined` when `identify` found none. */
-  customerId: string | undefined
-  decisions: DecisionRecord[]
-}
-
-/** Add to your app's state type: `new Koa<PlanshipState>()`. */
+/**
+ * What planship-meter adds to `ctx.state`. The middleware of a meter is typed with it, so after
+ * `app.use(meter.middleware())` (or `consume`/`requireFeature` in a router chain) handlers see
+ * `ctx.state.planship` defined. Or declare it yourself: `new Koa<PlanshipState>()`.
+ */
 export interface PlanshipState {
-  planship?: PlanshipRequestState
+  planship: PlanshipRequestState
 }

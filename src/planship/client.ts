@@ -10,7 +10,15 @@ import {
   type Transport,
   type TransportResponse,
 } from './transport.js'
-import type { Customer, Entitlements, LeverUsage, MeteringRecord, Product } from './types.js'
+import type {
+  Customer,
+  CustomerSubscription,
+  Entitlements,
+  Lever,
+  LeverUsage,
+  MeteringRecord,
+  Product,
+} from './types.js'
 
 export interface PlanshipClientConfig {
   baseUrl: string
@@ -39,6 +47,8 @@ export interface PlanshipCallCounts {
   reportUsage: number
   getCustomer: number
   getProduct: number
+  getLever: number
+  listSubscriptions: number
 }
 
 type Validator<T> = (body: unknown) => body is T
@@ -61,6 +71,8 @@ export class PlanshipClient {
     reportUsage: 0,
     getCustomer: 0,
     getProduct: 0,
+    getLever: 0,
+    listSubscriptions: 0,
   }
 
   constructor(config: PlanshipClientConfig) {
@@ -125,6 +137,21 @@ export class PlanshipClient {
   async getProduct(): Promise<Product> {
     this.#counts.getProduct++
     return this.#call('GET', `/api/v1/products/${enc(this.#config.productSlug)}`, undefined, isProduct)
+  }
+
+  /** One lever of the product, with its configuration (the aggregation period of a metered lever). */
+  async getLever(leverSlug: string): Promise<Lever> {
+    this.#counts.getLever++
+    const path = `/api/v1/products/${enc(this.#config.productSlug)}/levers/${enc(leverSlug)}`
+    return this.#call('GET', path, undefined, isLever)
+  }
+
+  /** The customer's subscriptions to the product (their renewal times). */
+  async listSubscriptions(customerId: string): Promise<CustomerSubscription[]> {
+    this.#counts.listSubscriptions++
+    this.#productPath(customerId) // validates the id
+    const path = `/api/v1/customers/${enc(customerId)}/subscriptions?product_slug=${enc(this.#config.productSlug)}`
+    return this.#call('GET', path, undefined, isSubscriptionList)
   }
 
   async #call<T>(method: string, path: string, body: unknown, valid: Validator<T>): Promise<T> {
@@ -270,4 +297,12 @@ function isProduct(body: unknown): body is Product {
 
 function isCustomer(body: unknown): body is Customer {
   return isObject<Customer>(body) && typeof body.id === 'string'
+}
+
+function isLever(body: unknown): body is Lever {
+  return isObject<Lever>(body) && typeof body.slug === 'string'
+}
+
+function isSubscriptionList(body: unknown): body is CustomerSubscription[] {
+  return Array.isArray(body) && body.every((item) => isObject<CustomerSubscription>(item))
 }

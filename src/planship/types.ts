@@ -41,3 +41,17 @@ export interface Product {
   slug: string
   name?: string
 }
+
+/** `GET /products/{slug}/levers/{lever}` (the fields the meter reads). `configuration` is free-form. */
+export interface Lever {
+  slug: string
+  metering_ids?: string[]
+  configuration?: Record<string, unknown> | null
+}
+
+/** An item of `GET /customers/{id}/subscriptions` (the fields the meter reads). */
+export interface CustomerSubscription {
+  subscription_id?: string
+  is_active?: boolean
+  renew_at?: string | null
+}

@@ -4,7 +4,16 @@ import type { OtelApi } from './otel-api.js'
 
 /** Low-cardinality names of the Planship calls, the `planship_meter.endpoint` attribute. */
 export type PlanshipEndpoint =
-  'token' | 'entitlements' | 'lever_usage' | 'metering_id_usage' | 'report_usage' | 'customer' | 'other'
+  | 'token'
+  | 'entitlements'
+  | 'lever_usage'
+  | 'metering_id_usage'
+  | 'report_usage'
+  | 'customer'
+  | 'subscriptions'
+  | 'product'
+  | 'lever'
+  | 'other'
 
 interface Route {
   endpoint: PlanshipEndpoint
@@ -48,6 +57,24 @@ const ROUTES: readonly Route[] = [
     template: `${PRODUCT}/usage/{metering_id}`,
   },
   { endpoint: 'customer', method: 'GET', pattern: /\/api\/v1\/customers\/[^/]+$/, template: CUSTOMER },
+  {
+    endpoint: 'subscriptions',
+    method: 'GET',
+    pattern: /\/api\/v1\/customers\/[^/]+\/subscriptions$/,
+    template: `${CUSTOMER}/subscriptions`,
+  },
+  {
+    endpoint: 'product',
+    method: 'GET',
+    pattern: /\/api\/v1\/products\/[^/]+$/,
+    template: '/api/v1/products/{product_slug}',
+  },
+  {
+    endpoint: 'lever',
+    method: 'GET',
+    pattern: /\/api\/v1\/products\/[^/]+\/levers\/[^/]+$/,
+    template: '/api/v1/products/{product_slug}/levers/{lever_slug}',
+  },
 ]
 
 /** What one Planship call looked like, for the span and the histogram. */

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
-/** `npm start` as a child process: the demo API on its embedded emulator, on free ports. */
+/** A demo server (`npm start` by default) as a child process, on its embedded emulator, on free ports. */
 export interface DemoProcess {
   child: ChildProcessWithoutNullStreams
   /** Everything it printed so far, stdout and stderr. */
@@ -15,8 +15,8 @@ export interface DemoProcess {
   stop(timeoutMs?: number): Promise<number | null>
 }
 
-export async function startDemo(): Promise<DemoProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/koa-api/server.ts'], {
+export async function startDemo(script = 'examples/koa-api/server.ts'): Promise<DemoProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: root,
     // Without Planship credentials in the environment the demo runs on the embedded emulator.
     env: { ...process.env, PORT: '0', PLANSHIP_CLIENT_ID: '', PLANSHIP_CLIENT_SECRET: '' },

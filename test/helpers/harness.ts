@@ -1,7 +1,17 @@
+import type { Server } from 'node:http'
 import Router from '@koa/router'
 import Koa from 'koa'
+import request from 'supertest'
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/index.js'
-import { createMeter, type Logger, type Meter, type MeterOptions, type PlanshipState } from '../../src/index.js'
+import {
+  createMeter,
+  type Logger,
+  type Meter,
+  type MeterCore,
+  type MeterEvent,
+  type MeterOptions,
+  type PlanshipState,
+} from '../../src/index.js'
 
 /** A logger that keeps every line, so tests can read what the meter said (and that no secret is in it). */
 export function recordingLogger(): Logger & { lines: string[] } {
@@ -23,32 +33,41 @@ export function manualClock(start = 1_700_000_000_000): { now(): number; advance
   }
 }
 
-export interface Harness {
+export interface Harness<M extends MeterCore = Meter, O = MeterOptions> {
   emu: Emulator
-  meter: Meter
+  meter: M
   logger: ReturnType<typeof recordingLogger>
   /** Meter options pointing at the emulator, to create further meters. */
-  options: MeterOptions
+  options: O
   close(): Promise<void>
 }
 
-/** An emulator on 127.0.0.1 and a meter talking to it. */
-export async function startHarness(
+/** An emulator on 127.0.0.1 and a Koa meter talking to it. */
+export function startHarness(
   overrides: { meter?: Partial<MeterOptions>; emulator?: EmulatorOptions } = {},
 ): Promise<Harness> {
+  return startHarnessWith(createMeter, (ctx) => ctx.get('x-customer-id') || undefined, overrides)
+}
+
+/** An emulator on 127.0.0.1 and a meter of any framework (`create`, `identify`) talking to it. */
+export async function startHarnessWith<A extends unknown[], M extends MeterCore>(
+  create: (options: MeterOptions<A>) => M,
+  identify: MeterOptions<A>['identify'],
+  overrides: { meter?: Partial<MeterOptions<A>>; emulator?: EmulatorOptions } = {},
+): Promise<Harness<M, MeterOptions<A>>> {
   const emu = await startEmulator(overrides.emulator)
   const logger = recordingLogger()
-  const options: MeterOptions = {
+  const options: MeterOptions<A> = {
     productSlug: emu.productSlug,
     planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
-    identify: (ctx) => ctx.get('x-customer-id') || undefined,
+    identify,
     logger,
     // Tests flush explicitly; the background timer must not race their assertions.
     reporting: { flushIntervalMs: 3_600_000, closeTimeoutMs: 2_000 },
     ...overrides.meter,
   }
-  const meter = createMeter(options)
-  const harness: Harness = {
+  const meter = create(options)
+  const harness: Harness<M, MeterOptions<A>> = {
     emu,
     meter,
     logger,
@@ -87,4 +106,68 @@ export function demoApp(meter: Meter): { app: Koa<PlanshipState>; handled: { cou
   app.use(meter.middleware())
   app.use(router.routes())
   return { app, handled }
+}
+
+/**
+ * Mocha hooks for the current suite: a fresh harness (`start`) before each test, closed after
+ * it. Call the result for the current harness; `.events` holds what its meter emitted, when
+ * `start` passes `onEvent` on.
+ */
+export function eachHarness<H extends { close(): Promise<void> }>(
+  start: (onEvent: (event: MeterEvent) => void) => Promise<H>,
+): (() => H) & { events: MeterEvent[] } {
+  let harness: H | undefined
+  const events: MeterEvent[] = []
+  beforeEach(async () => {
+    events.length = 0
+    harness = await start((event) => events.push(event))
+  })
+  afterEach(() => harness?.close())
+  return Object.assign(() => harness!, { events })
+}
+
+/**
+ * Mocha hooks for a suite of one demo app: a fresh harness and the app (`demo`) listening on
+ * 127.0.0.1 before each test, both closed after it. `call(path, customer)` POSTs to it.
+ */
+export function eachServedDemo<H extends Harness<MeterCore, unknown>>(
+  start: () => Promise<H>,
+  demo: (meter: H['meter']) => { app: { listen(port: number, host: string): Server }; handled: { count: number } },
+) {
+  const served = { server: undefined as unknown as Server, handled: { count: 0 } }
+  const harness = eachHarness(async () => {
+    const h = await start()
+    const { app, handled } = demo(h.meter)
+    served.server = app.listen(0, '127.0.0.1')
+    served.handled = handled
+    const closeHarness = h.close.bind(h)
+    const close = async () => {
+      served.server.closeAllConnections()
+      served.server.close()
+      await closeHarness()
+    }
+    return Object.assign(h, { close })
+  })
+  const call = (path: string, customer?: string) => {
+    const req = request(served.server).post(path)
+    return customer === undefined ? req : req.set('x-customer-id', customer)
+  }
+  return { harness, call, served }
+}
+
+/**
+ * The free plan's 5 renders of the minute are all still there: 5 more are admitted, the next is
+ * refused, and exactly 5 reach Planship. `render()` sends one render request of the customer.
+ */
+export async function assertRendersUntouched(
+  h: Harness<MeterCore, unknown>,
+  customerId: string,
+  render: () => PromiseLike<{ status: number }>,
+): Promise<void> {
+  const statuses: number[] = []
+  for (let i = 0; i < 6; i++) statuses.push((await render()).status)
+  if (statuses.join() !== '200,200,200,200,200,429') throw new Error(`renders answered ${statuses.join()}`)
+  await h.meter.flush()
+  const recorded = h.emu.recordedUsage({ customerId, meteringId: 'render' })
+  if (recorded !== 5) throw new Error(`Planship received ${recorded} renders, not 5`)
 }

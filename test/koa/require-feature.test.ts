@@ -13,22 +13,6 @@ describe('requireFeature()', () => {
   })
   afterEach(() => h.close())
 
-  it('lets pro customers export CSV and answers 403 feature_not_entitled to free ones', async () => {
-    const { app, handled } = demoApp(h.meter)
-
-    await request(app.callback()).get('/export').set('x-customer-id', 'pro-customer').expect(200)
-    const denied = await request(app.callback()).get('/export').set('x-customer-id', 'free-customer').expect(403)
-
-    assert.deepEqual(denied.body, {
-      error: {
-        code: 'feature_not_entitled',
-        message: "The customer's plan does not include csv-export",
-        lever: 'csv-export',
-      },
-    })
-    assert.equal(handled.count, 1)
-  })
-
   it('treats -1 (unlimited) and non-zero integers as entitled, 0 and missing levers as not', async () => {
     const app = new Koa()
     const router = new Router()

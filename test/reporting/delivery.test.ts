@@ -83,7 +83,7 @@ describe('delivery when reports fail', () => {
   it('retries a clean failure without counting a possible duplicate, honouring Retry-After', async () => {
     const clock = manualClock()
     const meter = createMeter({ ...h.options, clock, reporting: { flushIntervalMs: 20, closeTimeoutMs: 1_000 } })
-    // The fault first: a background pass may run between the two requests.
+    // Faults first: a background pass between the two requests must not deliver the first unit.
     h.emu.setFaults({ rules: [{ route: 'reportUsage', kind: 'rate-limit', retryAfterS: 60 }] })
     await consume(meter, 2)
     await settle(150)

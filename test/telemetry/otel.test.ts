@@ -11,6 +11,8 @@ const ENTITLEMENTS = 'GET /api/v1/customers/{customer_id}/products/{product_slug
 const USAGE = 'GET /api/v1/customers/{customer_id}/products/{product_slug}/usage/{metering_id}'
 const REPORT = 'POST /api/v1/customers/{customer_id}/products/{product_slug}/usage/{metering_id}'
 const TOKEN = 'POST /api/v1/auth/token'
+/** Read after the first 429 of a rolling-window lever, for its Retry-After. */
+const LEVER = 'GET /api/v1/products/{product_slug}/levers/{lever_slug}'
 
 describe('OpenTelemetry instrumentation', () => {
   let sdk: TestSdk
@@ -100,7 +102,7 @@ describe('OpenTelemetry instrumentation', () => {
     assert.ok(histogram && (histogram.value as { sum: number }).sum < 10, 'recorded in seconds')
 
     const spans = sdk.spans.getFinishedSpans()
-    assert.deepEqual(new Set(spans.map((span) => span.name)), new Set([TOKEN, ENTITLEMENTS, USAGE, REPORT]))
+    assert.deepEqual(new Set(spans.map((span) => span.name)), new Set([TOKEN, ENTITLEMENTS, USAGE, REPORT, LEVER]))
     for (const span of spans) {
       assert.equal(span.kind, SpanKind.CLIENT)
       assert.equal(span.status.code, SpanStatusCode.UNSET)

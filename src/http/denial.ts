@@ -1,4 +1,3 @@
-import type { Context } from 'koa'
 import type { Denied } from '../enforcement/enforcer.js'
 import { PlanshipMeterError } from '../errors.js'
 import type { Denial } from '../options.js'
@@ -7,8 +6,11 @@ export function unidentified(message = 'No customer could be identified for this
   return { status: 401, code: 'customer_unidentified', message, headers: {} }
 }
 
+/** The headers of a 429 for the lever that refused, with the units left and its allowance when known. */
+export type QuotaHeaders = (lever: string, remaining: number, limit: number | undefined) => Record<string, string>
+
 /** Turns an enforcement refusal into the contract's HTTP denial. */
-export function toDenial(denied: Denied, customerId: string, subject: string): Denial {
+export function toDenial(denied: Denied, customerId: string, subject: string, quotaHeaders: QuotaHeaders): Denial {
   switch (denied.reason) {
     case 'feature':
       return {
@@ -39,10 +41,7 @@ export function toDenial(denied: Denied, customerId: string, subject: string): D
       }
       if (denied.lever === undefined) return denial
       denial.lever = denied.lever
-      // IETF draft-ietf-httpapi-ratelimit-headers: one named policy per lever.
-      const name = sfString(denied.lever)
-      denial.headers['RateLimit'] = `${name};r=${denied.remaining}`
-      if (denied.limit !== undefined) denial.headers['RateLimit-Policy'] = `${name};q=${denied.limit}`
+      denial.headers = quotaHeaders(denied.lever, denied.remaining, denied.limit)
       return denial
     }
   }
@@ -62,21 +61,9 @@ function unavailableMessage(error: unknown): string {
   return 'Entitlements cannot be checked right now; try again later'
 }
 
-/** A structured-field string (RFC 8941 §3.3.3). */
-function sfString(value: string): string {
-  return `"${value.replace(/[^\x20-\x7e]/g, '?').replace(/[\\"]/g, '\\$&')}"`
-}
-
-/** The denial's status and headers, set before `onDenied` runs so that a custom body keeps them. */
-export function writeDenialHead(ctx: Context, denial: Denial): void {
-  ctx.status = denial.status
-  ctx.set(denial.headers)
-}
-
-/** The default answer: the contract's JSON body and headers. */
-export function writeDenial(ctx: Context, denial: Denial): void {
-  writeDenialHead(ctx, denial)
+/** The default answer's JSON body: `{ error: { code, message, lever? } }`. */
+export function denialBody(denial: Denial): { error: { code: string; message: string; lever?: string } } {
   const error: { code: string; message: string; lever?: string } = { code: denial.code, message: denial.message }
   if (denial.lever !== undefined) error.lever = denial.lever
-  ctx.body = { error }
+  return { error }
 }

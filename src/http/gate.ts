@@ -1,0 +1,237 @@
+import type { ConsumeDecision, Enforcer, FeatureDecision } from '../enforcement/enforcer.js'
+import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
+import type { EventSink } from '../events.js'
+import type { Clock, Denial } from '../options.js'
+import { toDenial, unidentified } from './denial.js'
+import { type HeaderStyle, type Quota, rateLimitHeaders } from './headers.js'
+import type { FeatureOptions, Mode, ResolvedConsume } from './route.js'
+import type { DecisionRecord, PlanshipRequestState } from './state.js'
+
+/** When a lever's allowance comes back, from cached data; unknown ones are learned in the background. */
+export interface Resets {
+  /** `learn`: a denial may have customer data read in the background; an admission never does. */
+  of(
+    customerId: string,
+    lever: string,
+    learn: boolean,
+  ): { resetSeconds?: number | undefined; windowSeconds?: number | undefined } | undefined
+  /** A read in flight of what `of` needs for `lever` and does not know yet. */
+  learning(lever: string): Promise<void> | undefined
+}
+
+export interface GateConfig {
+  enforcer: Enforcer
+  emit: EventSink | undefined
+  mode: Mode
+  headers: HeaderStyle
+  resets: Resets | undefined
+  clock: Clock
+}
+
+/** What a framework adapter (or the neutral API) does with a request. */
+export type Verdict =
+  | {
+      allowed: true
+      /** What to settle after the work: commit or release. None for a feature check or a shadow pass-through that keeps nothing. */
+      reservation: Reservation | undefined
+      /** Rate-limit headers for the response, when a lever limits it. */
+      headers: Record<string, string> | undefined
+    }
+  | { allowed: false; denial: Denial }
+
+export interface ConsumeCall {
+  meteringId: string
+  bucket: string | undefined
+  cost: number
+  failMode?: 'open' | 'closed' | undefined
+  mode?: Mode | undefined
+}
+
+const PASS: Verdict = { allowed: true, reservation: undefined, headers: undefined }
+
+/**
+ * The decisions every adapter takes, in framework-neutral terms: decide, record and emit, turn
+ * a refusal into the contract's denial (or, in shadow mode, into a pass), compute the headers.
+ * Synchronous whenever the enforcer is (the warm path).
+ */
+export function createGate(config: GateConfig) {
+  const { enforcer, emit } = config
+  const style = config.headers
+
+  function quota(
+    customerId: string,
+    lever: string,
+    remaining: number,
+    limit: number | undefined,
+    denied: boolean,
+  ): Quota {
+    const reset = config.resets?.of(customerId, lever, denied)
+    return { lever, remaining, limit, resetSeconds: reset?.resetSeconds, windowSeconds: reset?.windowSeconds }
+  }
+
+  const denialHeaders = (customerId: string) => (lever: string, remaining: number, limit: number | undefined) => {
+    const q = quota(customerId, lever, remaining, limit, true)
+    const headers = rateLimitHeaders(style, q, config.clock.now())
+    if (q.resetSeconds !== undefined) headers['Retry-After'] = String(q.resetSeconds)
+    return headers
+  }
+
+  function record(
+    decisions: DecisionRecord[] | undefined,
+    customerId: string,
+    decision: DecisionRecord,
+    cost?: number,
+  ): void {
+    decisions?.push(decision)
+    emit?.({ type: 'decision', customerId, ...decision, cost })
+  }
+
+  /** A refusal: denied, or in shadow mode recorded as such and let through. */
+  function refuse(denial: Denial, shadow: boolean): Verdict {
+    if (!shadow) {
+      emit?.({ type: 'denial', denial })
+      return { allowed: false, denial }
+    }
+    emit?.({ type: 'denial', denial, shadow: true })
+    const headers = { ...denial.headers }
+    delete headers['Retry-After'] // the request goes through: there is nothing to retry
+    return { allowed: true, reservation: undefined, headers: Object.keys(headers).length > 0 ? headers : undefined }
+  }
+
+  function consumed(
+    decisions: DecisionRecord[] | undefined,
+    customerId: string,
+    call: ConsumeCall,
+    decision: ConsumeDecision,
+  ): MaybePromise<Verdict> {
+    const shadow = (call.mode ?? config.mode) === 'shadow'
+    if (decision.allowed) {
+      record(
+        decisions,
+        customerId,
+        { kind: 'consume', subject: call.meteringId, allowed: true, source: decision.source },
+        call.cost,
+      )
+      const room = decision.room
+      const headers =
+        style === false || room === undefined
+          ? undefined
+          : rateLimitHeaders(
+              style,
+              quota(customerId, room.lever, room.remaining, room.limit, false),
+              config.clock.now(),
+            )
+      return { allowed: true, reservation: decision.reservation, headers }
+    }
+    const denied: DecisionRecord = {
+      kind: 'consume',
+      subject: call.meteringId,
+      allowed: false,
+      source: decision.source,
+    }
+    if ('lever' in decision.denied && decision.denied.lever !== undefined) denied.lever = decision.denied.lever
+    if (shadow) denied.shadow = true
+    record(decisions, customerId, denied, call.cost)
+    const verdict = refuse(toDenial(decision.denied, customerId, call.meteringId, denialHeaders(customerId)), shadow)
+    // Shadow mode bills what it lets through, as enforcement would have; a customer id that
+    // cannot be sent to Planship is never billed.
+    if (!verdict.allowed || decision.denied.reason === 'unidentified') return verdict
+    const key = { customerId, meteringId: call.meteringId, bucket: call.bucket }
+    const reserving = enforcer.reserveUnchecked(key, call.cost)
+    return isPromiseLike(reserving)
+      ? Promise.resolve(reserving).then((reservation) => ({ ...verdict, reservation }))
+      : { ...verdict, reservation: reserving }
+  }
+
+  function featured(
+    decisions: DecisionRecord[] | undefined,
+    customerId: string,
+    lever: string,
+    mode: Mode | undefined,
+    decision: FeatureDecision,
+  ): Verdict {
+    const shadow = !decision.allowed && (mode ?? config.mode) === 'shadow'
+    const entry: DecisionRecord = {
+      kind: 'feature',
+      subject: lever,
+      allowed: decision.allowed,
+      source: decision.source,
+      lever,
+    }
+    if (shadow) entry.shadow = true
+    record(decisions, customerId, entry)
+    if (decision.allowed) return PASS
+    return refuse(toDenial(decision.denied, customerId, lever, denialHeaders(customerId)), shadow)
+  }
+
+  const unidentifiedVerdict = (mode: Mode | undefined): Verdict =>
+    refuse(unidentified(), (mode ?? config.mode) === 'shadow')
+
+  return {
+    /** A request on a `consume()` route: 401 (a pass in shadow mode) without a customer, else the decision. */
+    route<A extends unknown[]>(state: PlanshipRequestState, route: ResolvedConsume<A>, args: A): MaybePromise<Verdict> {
+      if (state.customerId === undefined) return unidentifiedVerdict(route.mode)
+      const cost = route.cost(args)
+      const call = { meteringId: route.meteringId, cost, bucket: route.bucket(args), failMode: route.failMode }
+      return consume(state.decisions, state.customerId, { ...call, mode: route.mode })
+    },
+
+    /** A request on a `requireFeature()` route. */
+    feature(state: PlanshipRequestState, lever: string, options: FeatureOptions): MaybePromise<Verdict> {
+      if (state.customerId === undefined) return unidentifiedVerdict(options.mode)
+      return requireFeature(state.decisions, state.customerId, lever, options)
+    },
+
+    consume,
+    requireFeature,
+
+    /** Settles an admitted request: its usage is reported, or its reservation returned. */
+    settle(reservation: Reservation | undefined, usage: number | undefined): MaybePromise<void> {
+      if (reservation === undefined) return
+      return usage === undefined ? enforcer.release(reservation) : enforcer.commit(reservation, usage)
+    },
+  }
+
+  function consume(
+    decisions: DecisionRecord[] | undefined,
+    customerId: string,
+    call: ConsumeCall,
+  ): MaybePromise<Verdict> {
+    const deciding = enforcer.consume({
+      customerId,
+      meteringId: call.meteringId,
+      bucket: call.bucket,
+      cost: call.cost,
+      failMode: call.failMode,
+      room: style !== false,
+    })
+    if (isPromiseLike(deciding)) return Promise.resolve(deciding).then((decision) => decided(decision))
+    return decided(deciding)
+
+    /** The first decision about a lever waits for its reset to be read, once: its headers are then complete. */
+    function decided(decision: ConsumeDecision): MaybePromise<Verdict> {
+      const lever = decision.allowed
+        ? decision.room?.lever
+        : 'lever' in decision.denied
+          ? decision.denied.lever
+          : undefined
+      const learning = lever === undefined ? undefined : config.resets?.learning(lever)
+      if (learning === undefined) return consumed(decisions, customerId, call, decision)
+      return learning.then(() => consumed(decisions, customerId, call, decision))
+    }
+  }
+
+  function requireFeature(
+    decisions: DecisionRecord[] | undefined,
+    customerId: string,
+    lever: string,
+    options: { failMode?: 'open' | 'closed' | undefined; mode?: Mode | undefined },
+  ): MaybePromise<Verdict> {
+    const deciding = enforcer.requireFeature(customerId, lever, options.failMode)
+    return isPromiseLike(deciding)
+      ? Promise.resolve(deciding).then((decision) => featured(decisions, customerId, lever, options.mode, decision))
+      : featured(decisions, customerId, lever, options.mode, deciding)
+  }
+}
+
+export type Gate = ReturnType<typeof createGate>

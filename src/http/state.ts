@@ -1,0 +1,22 @@
+import type { DecisionSource } from '../enforcement/enforcer.js'
+
+/** One decision taken for a request, in the order they were taken. */
+export interface DecisionRecord {
+  kind: 'consume' | 'feature'
+  /** The metering id (consume) or lever (feature) checked. */
+  subject: string
+  allowed: boolean
+  /** Fresh or stale cached data, or no data and `failMode` decided. */
+  source: DecisionSource
+  /** The lever that denied the request, when one did. */
+  lever?: string
+  /** Shadow mode: `allowed` is what enforcement would have decided; the request went through. */
+  shadow?: true
+}
+
+/** What planship-meter keeps for a request: `ctx.state.planship` on Koa, `res.locals.planship` on Express. */
+export interface PlanshipRequestState {
+  /** The identified customer, `undefined` when `identify` found none. */
+  customerId: string | undefined
+  decisions: DecisionRecord[]
+}
