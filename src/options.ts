@@ -75,12 +75,14 @@ export interface ReportingOptions {
    */
   maxConcurrency?: number
   /**
-   * The report budget: most report POSTs per second from background flushes, however many keys
-   * are active. Planship has no batch endpoint, so each active customer × metering id × bucket
-   * costs one POST (~85 µs of the app's CPU); past the budget, keys wait longer and merge more
-   * usage, longest-waiting first. Pending units keep counting locally, so quotas stay exact in
-   * one process; across replicas without a shared store the overshoot bound grows with the wait.
-   * `flush()` and `close()` ignore it. Defaults to `50` (under 1 % of a core).
+   * The report budget: most report POSTs per second that background flushes spend on busy keys
+   * (customer × metering id × bucket still getting usage), however many are active. Planship has
+   * no batch endpoint, so each key costs one POST (~85 µs of the app's CPU); past the budget, busy
+   * keys wait longer and merge more usage, longest-waiting first. Idle keys (no usage for a flush
+   * interval) go out regardless: waiting would merge nothing and only hold memory. Pending units
+   * keep counting locally, so quotas stay exact in one process; across replicas without a shared
+   * store the overshoot bound grows with the wait. `flush()` and `close()` ignore it. Defaults to
+   * `50` (under 1 % of a core).
    */
   maxPostsPerSecond?: number
   /**

@@ -4,6 +4,7 @@ import type {
   PendingReport,
   Reservation,
   ReserveRequest,
+  ReportBudget,
   ReserveResult,
   UsageKey,
   UsageStore,
@@ -47,6 +48,8 @@ interface Cell {
   /** In a report POST right now, taken for it at `sendingSince`. */
   sending: number
   sendingSince: number
+  /** When usage was last committed: a key without new usage for a while is idle. */
+  lastUsageAt: number
   /** Failed deliveries in a row, and the clock time before which the key is not retried. */
   failures: number
   retryAt: number
@@ -155,6 +158,7 @@ export class MemoryUsageStore implements UsageStore {
     cell.reserved -= reservation.cost
     if (usage > 0) {
       if (cell.pending + cell.sending === 0) this.#unsentKeys++
+      cell.lastUsageAt = this.#config.clock.now()
       cell.pending += usage
       this.#unsentUnits += usage
       this.#pendingCells.add(cell)
@@ -162,13 +166,14 @@ export class MemoryUsageStore implements UsageStore {
     this.#dropIfEmpty(cell)
   }
 
-  takePending(dueBy?: number, limit = Infinity): PendingReport[] {
+  takePending(dueBy?: number, budget?: ReportBudget): PendingReport[] {
     const now = this.#config.clock.now()
     const reports: PendingReport[] = []
+    let busy = 0
     // Cells are in the order they became pending: the longest waiting go first.
     for (const cell of this.#pendingCells) {
-      if (reports.length >= limit) break
       if (dueBy !== undefined && cell.retryAt > dueBy) continue
+      if (budget !== undefined && cell.lastUsageAt >= budget.idleBefore && busy++ >= budget.busy) continue
       reports.push({ ...cell.key, usage: cell.pending, failures: cell.failures })
       if (cell.sending === 0) cell.sendingSince = now
       cell.sending += cell.pending
@@ -293,6 +298,7 @@ export class MemoryUsageStore implements UsageStore {
         pending: 0,
         sending: 0,
         sendingSince: 0,
+        lastUsageAt: 0,
         failures: 0,
         retryAt: 0,
       }

@@ -20,10 +20,11 @@ export interface UsageStore {
   commit(reservation: Reservation, usage: number): MaybePromise<void>
   /**
    * Takes pending usage, one report per key, and marks it as being sent: every key, or with
-   * `dueBy` only those not waiting out a retry backoff at that clock time; with `limit`, at most
-   * that many keys, those waiting longest first.
+   * `dueBy` only those not waiting out a retry backoff at that clock time. With a `budget`, keys
+   * that got usage at or after `budget.idleBefore` (busy keys, which merge more by waiting) are
+   * taken `budget.busy` at most, longest-waiting first; idle keys are all taken.
    */
-  takePending(dueBy?: number, limit?: number): MaybePromise<PendingReport[]>
+  takePending(dueBy?: number, budget?: ReportBudget): MaybePromise<PendingReport[]>
   /** Planship acknowledged `report` at clock time `at`. */
   acknowledge(report: PendingReport, at: number): MaybePromise<void>
   /**
@@ -37,6 +38,13 @@ export interface UsageStore {
   pendingUnits(): MaybePromise<number>
   /** Keys (customer × metering id × bucket) with units pending or being sent, for metrics. Optional. */
   pendingKeys?(): MaybePromise<number>
+}
+
+/** How many busy keys one background pass may send; see {@link UsageStore.takePending}. */
+export interface ReportBudget {
+  busy: number
+  /** Clock time: a key with no usage since then is idle. */
+  idleBefore: number
 }
 
 /** What usage is reported under: one report per key per flush. */

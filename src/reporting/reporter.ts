@@ -196,10 +196,15 @@ export class Reporter {
    */
   async #send(paced: boolean, dueBy = paced ? this.#config.clock.now() : undefined): Promise<FlushResult> {
     // A background pass leaves keys alone while they wait out a retry backoff; flush() does not.
-    // The report budget: a background pass sends at most an interval's share of it, so the POST
-    // rate stays bounded however many keys are active; a key left out merges more usage meanwhile.
+    // The report budget: a background pass sends at most an interval's share of it of busy keys
+    // (usage keeps coming: waiting merges more), so the POST rate stays bounded however many
+    // are active. Idle keys go out all the same: waiting would merge nothing, only hold memory.
+    const { flushIntervalMs, maxPostsPerSecond } = this.#config
     const budget = paced
-      ? Math.max(1, Math.floor((this.#config.maxPostsPerSecond * this.#config.flushIntervalMs) / 1000))
+      ? {
+          busy: Math.max(1, Math.floor((maxPostsPerSecond * flushIntervalMs) / 1000)),
+          idleBefore: this.#config.clock.now() - flushIntervalMs,
+        }
       : undefined
     const reports = await this.#config.store.takePending(dueBy, budget)
     this.#retryAts = []

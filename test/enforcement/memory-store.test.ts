@@ -117,6 +117,25 @@ describe('MemoryUsageStore', () => {
     assert.equal(store.size, 0, 'nothing is kept for a customer with nothing left to count')
   })
 
+  it('under a report budget, takes the busy keys that waited longest first, and every idle key', () => {
+    const { clock, store } = setup()
+    for (const customerId of ['a', 'b', 'c', 'd']) assert.ok(admitOne(store, clock, customerId))
+    clock.advance(2_000) // a, b, c, d are idle by now
+    for (const customerId of ['e', 'f']) {
+      clock.advance(10)
+      assert.ok(admitOne(store, clock, customerId))
+    }
+    const taken = store.takePending(clock.now(), { busy: 1, idleBefore: clock.now() - 1_000 })
+    assert.deepEqual(
+      taken.map((report) => report.customerId),
+      ['a', 'b', 'c', 'd', 'e'],
+    )
+    assert.deepEqual(
+      store.takePending().map((report) => report.customerId),
+      ['f'],
+    )
+  })
+
   it('forgets the least recently active customers past maxCustomers, never one with usage to send', () => {
     const { clock, store } = setup()
     const admit = (customerId: string) => assert.ok(admitOne(store, clock, customerId))
