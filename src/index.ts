@@ -14,11 +14,14 @@ export type { ConsumeOptions, FeatureOptions } from './koa/middleware.js'
 export type { DecisionRecord, PlanshipRequestState, PlanshipState } from './koa/state.js'
 export type { DecisionSource } from './enforcement/enforcer.js'
 export type {
+  DiscardReason,
+  FleetDeliveryStats,
   LeverLimit,
   PendingReport,
   Reservation,
   ReserveRequest,
   ReserveResult,
+  StoreContext,
   UsageKey,
   UsageStore,
 } from './enforcement/store.js'

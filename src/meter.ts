@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa'
 import { Enforcer } from './enforcement/enforcer.js'
 import { MemoryUsageStore } from './enforcement/memory-store.js'
+import type { UsageStore } from './enforcement/store.js'
 import { PlanshipMeterError } from './errors.js'
 import { eventSink } from './events.js'
 import { type ConsumeOptions, createKoaAdapter, type FeatureOptions } from './koa/middleware.js'
@@ -67,7 +68,18 @@ export function createMeter(options: MeterOptions): Meter {
     maxSockets: MAX_SOCKETS,
     clock,
   })
-  const store =
+  config.store?.bind?.({
+    clock,
+    aggregationLagMs: config.cache.aggregationLagMs,
+    maxSnapshotAgeMs: config.cache.ttlMs + config.cache.maxStaleMs,
+    maxCustomers: config.cache.max,
+    maxPendingKeys: config.reporting.maxPendingKeys,
+    delivery: config.reporting.delivery,
+    planshipTimeoutMs: config.planship.timeoutMs,
+    log,
+    emit,
+  })
+  const store: UsageStore =
     config.store ??
     new MemoryUsageStore({
       aggregationLagMs: config.cache.aggregationLagMs,
@@ -97,12 +109,18 @@ export function createMeter(options: MeterOptions): Meter {
         await enforcer.drain(deadline) // requests still running commit their usage first
         const result = await reporter.close(deadline)
         client.close()
+        await store.close?.() // stops the store's timers; a client the user passed stays open
         return result
       })()),
     check: async () => {
       await client.getProduct()
     },
     planshipCalls: () => client.callCounts(),
-    deliveryStats: () => ({ ...reporter.stats(), backlogRefusals: enforcer.backlogRefusals }),
+    deliveryStats: () => {
+      const stats: DeliveryStats = { ...reporter.stats(), backlogRefusals: enforcer.backlogRefusals }
+      const fleet = store.fleetDeliveryStats?.()
+      if (fleet !== undefined) stats.fleet = fleet
+      return stats
+    },
   }
 }
