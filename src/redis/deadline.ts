@@ -7,8 +7,13 @@ import { PlanshipMeterError } from '../errors.js'
  */
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    // Timers run before the poll phase reads sockets: on a busy event loop, an answer that came
+    // in time may still be unread when the timer fires. setImmediate runs after the poll phase,
+    // so only an answer that really is missing counts as a timeout.
     const timer = setTimeout(() => {
-      reject(new PlanshipMeterError('STORE_TIMEOUT', `Redis did not answer ${what} within ${ms} ms`))
+      setImmediate(() => {
+        reject(new PlanshipMeterError('STORE_TIMEOUT', `Redis did not answer ${what} within ${ms} ms`))
+      })
     }, ms)
     promise.then(
       (value) => {
