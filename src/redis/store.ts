@@ -100,7 +100,11 @@ export class RedisUsageStore implements UsageStore {
     this.#keys = keyLayout(this.#options.keyPrefix)
     for (const [name, lua] of Object.entries(SCRIPTS)) this.#client.defineCommand(name, { numberOfKeys: 1, lua })
     this.#client.defineCommand('planshipMeterForgetIndexEntry', { numberOfKeys: 1, lua: FORGET_INDEX_ENTRY })
+    this.#client.on('close', this.#forgetIndexed)
   }
+
+  /** A new connection may reach a server that lost the index (restarted empty): write it again. */
+  readonly #forgetIndexed = () => this.#indexedAt.clear()
 
   bind(context: StoreContext): void {
     if (this.#ctx !== undefined) throw new TypeError('planship-meter/redis: a RedisUsageStore serves one meter')
@@ -123,7 +127,7 @@ export class RedisUsageStore implements UsageStore {
 
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
     const ctx = this.#bound()
-    if (this.#mode === 'local' || !this.#ready()) return this.#reserveLocally(request)
+    if (!this.#shared()) return this.#reserveLocally(request)
     const tag = tagOf(request.customerId)
     const id = this.#nextId()
     try {
@@ -163,7 +167,16 @@ export class RedisUsageStore implements UsageStore {
     }
   }
 
-  async commit(reservation: Reservation, usage: number): Promise<void> {
+  /** Commits of this process not answered yet: a flush waits for them, as it would in memory. */
+  readonly #committing = new Set<Promise<void>>()
+
+  commit(reservation: Reservation, usage: number): Promise<void> {
+    const committing = this.#commit(reservation, usage).finally(() => this.#committing.delete(committing))
+    this.#committing.add(committing)
+    return committing
+  }
+
+  async #commit(reservation: Reservation, usage: number): Promise<void> {
     const local = this.#bound() && this.#local!
     if (this.#localReservations.has(reservation)) return local.commit(reservation, usage)
     const remote = this.#remote.get(reservation)
@@ -179,7 +192,7 @@ export class RedisUsageStore implements UsageStore {
       hold: undefined,
       report: undefined,
     }
-    if (this.#mode === 'shared' && this.#ready()) {
+    if (this.#shared()) {
       try {
         return await this.#apply(op)
       } catch (error) {
@@ -198,7 +211,7 @@ export class RedisUsageStore implements UsageStore {
     const remote = this.#remote.get(reservation)
     if (remote === undefined) return
     const op: Op = { kind: 'release', tag: remote.tag, id: remote.id }
-    if (this.#mode === 'shared' && this.#ready()) {
+    if (this.#shared()) {
       try {
         return await this.#apply(op)
       } catch (error) {
@@ -214,7 +227,8 @@ export class RedisUsageStore implements UsageStore {
    */
   async takePending(dueBy?: number): Promise<PendingReport[]> {
     const ctx = this.#bound()
-    if (this.#mode === 'local' || !this.#ready()) return []
+    if (this.#committing.size > 0) await Promise.allSettled([...this.#committing])
+    if (!this.#shared()) return []
     await this.#recover()
     if (this.#isLocal()) return []
     const full = dueBy === undefined || ++this.#passes % FULL_SWEEP_EVERY === 0
@@ -277,19 +291,19 @@ export class RedisUsageStore implements UsageStore {
 
   async acknowledge(report: PendingReport, at: number): Promise<void> {
     await this.#settle(report, { op: 'ack', sentAt: report.sentAt, at })
-    void this.#count({ reports: 1, reportedUnits: report.usage })
+    await this.#count({ reports: 1, reportedUnits: report.usage })
   }
 
   async restore(report: PendingReport, retryAt = 0, possiblyApplied = false): Promise<void> {
     await this.#settle(report, { op: 'restore', failures: report.failures, retryAt })
     const duplicated = possiblyApplied && this.#ctx?.delivery === 'at-least-once' ? report.usage : 0
-    void this.#count({ retries: 1, possiblyDuplicatedUnits: duplicated })
+    await this.#count({ retries: 1, possiblyDuplicatedUnits: duplicated })
   }
 
   async discard(report: PendingReport, reason?: DiscardReason): Promise<void> {
     await this.#settle(report, { op: 'discard' })
-    if (reason === 'rejected') void this.#count({ rejectedUnits: report.usage })
-    if (reason === 'possibly-lost') void this.#count({ possiblyLostUnits: report.usage })
+    if (reason === 'rejected') await this.#count({ rejectedUnits: report.usage })
+    if (reason === 'possibly-lost') await this.#count({ possiblyLostUnits: report.usage })
   }
 
   /** Units this process holds: committed while Redis was down, or not yet known to be in Redis. */
@@ -319,6 +333,7 @@ export class RedisUsageStore implements UsageStore {
 
   close(): void {
     clearInterval(this.#timer)
+    this.#client.off('close', this.#forgetIndexed)
   }
 
   #bound(): StoreContext {
@@ -326,6 +341,14 @@ export class RedisUsageStore implements UsageStore {
       throw new PlanshipMeterError('STORE_NOT_BOUND', 'pass the RedisUsageStore to createMeter({ store }) first')
     }
     return this.#ctx
+  }
+
+  /** Whether to use Redis now: not after a failure (until a probe succeeds), nor while disconnected. */
+  #shared(): boolean {
+    if (this.#mode === 'local') return false
+    if (this.#ready()) return true
+    this.#toLocal(new PlanshipMeterError('STORE_TIMEOUT', `Redis is not connected (${this.#client.status})`))
+    return false
   }
 
   /** A method, so that TypeScript does not narrow the mode across an await. */
@@ -423,7 +446,7 @@ export class RedisUsageStore implements UsageStore {
     if (claim === undefined) return
     this.#claims.delete(report)
     const op: Op = { kind: 'settle', tag: claim.tag, args: { ...args, id: claim.cellId, token: claim.token } }
-    if (this.#mode === 'shared' && this.#ready()) {
+    if (this.#shared()) {
       try {
         return await this.#apply(op)
       } catch (error) {
@@ -434,16 +457,23 @@ export class RedisUsageStore implements UsageStore {
     this.#replay.push(op)
   }
 
+  /** Adds to the fleet's delivery totals and reads them back (one round trip; best effort). */
   async #count(fields: Partial<Record<keyof FleetDeliveryStats, number>>): Promise<void> {
     const entries = Object.entries(fields).filter(([, value]) => value !== undefined && value > 0)
     if (entries.length === 0 || !this.#ready()) return
     const pipeline = this.#client.pipeline()
     for (const [field, value] of entries) pipeline.hincrby(this.#keys.stats, field, value!)
-    await this.#call(pipeline.exec(), 'HINCRBY').catch(() => {})
+    pipeline.hgetall(this.#keys.stats)
+    const results = await this.#call(pipeline.exec(), 'HINCRBY').catch(() => null)
+    const last = results?.[results.length - 1]
+    if (last !== undefined && last[0] === null) this.#keepFleetStats(last[1] as Record<string, string>)
   }
 
   async #readFleetStats(): Promise<void> {
-    const raw = await this.#client.hgetall(this.#keys.stats)
+    this.#keepFleetStats(await this.#client.hgetall(this.#keys.stats))
+  }
+
+  #keepFleetStats(raw: Record<string, string>): void {
     const read = (field: keyof FleetDeliveryStats) => Number(raw[field] ?? 0)
     this.#fleet = {
       reports: read('reports'),

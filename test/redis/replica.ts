@@ -22,6 +22,8 @@ interface ReplicaConfig {
 
 const config = JSON.parse(process.env.REPLICA ?? '{}') as ReplicaConfig
 const client = new Redis(config.redisUrl, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false })
+// Serve once connected: before that, decisions would be local (correct, but not shared).
+await new Promise((resolve) => client.once('ready', resolve))
 const meter = createMeter({
   productSlug: config.productSlug,
   planship: { baseUrl: config.emulatorUrl, clientId: config.clientId, clientSecret: config.clientSecret },

@@ -102,6 +102,7 @@ export class OwnRedis {
       { stdio: 'ignore' },
     )
     const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null })
+    probe.on('error', () => {})
     for (let i = 0; i < 100; i++) {
       try {
         await probe.connect()
