@@ -71,17 +71,21 @@ export class OwnRedis {
   readonly dir = mkdtempSync(join(tmpdir(), 'pm-redis-'))
   constructor(readonly port: number) {}
 
-  static async start(): Promise<OwnRedis> {
+  static async start(extra: string[] = []): Promise<OwnRedis> {
     const own = new OwnRedis(await freePort())
+    own.extra = extra
     await own.start()
     return own
   }
+
+  /** Arguments kept for restarts (a cluster node keeps its config file). */
+  extra: string[] = []
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  async start(extra: string[] = []): Promise<void> {
+  async start(extra: string[] = this.extra): Promise<void> {
     this.process = spawn(
       'redis-server',
       [

@@ -1,0 +1,16 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+
+describe('examples/replicas', () => {
+  it('three replicas share one quota: exactly 100 of 150 admitted, and Planship records 100', async function () {
+    this.timeout(30_000)
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/replicas/main.ts'], {
+      timeout: 25_000,
+    })
+    assert.match(stdout, /admitted 100 \(per replica: \d+ \+ \d+ \+ \d+\), denied 50 with 429/)
+    assert.match(stdout, /Planship recorded 100 api-calls/)
+  })
+})
