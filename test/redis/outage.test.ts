@@ -6,7 +6,7 @@ import request from 'supertest'
 import { createMeter, type Meter, type MeterEvent, type PlanshipState } from '../../src/index.js'
 import { RedisUsageStore } from '../../src/redis/index.js'
 import { type Harness, startHarness } from '../helpers/harness.js'
-import { OwnRedis } from './support.js'
+import { connected, OwnRedis } from './support.js'
 
 /** A client that gives up fast and reconnects every 50 ms, as a replica would want it. */
 function fastClient(url: string): Redis {
@@ -30,12 +30,13 @@ describe('RedisUsageStore when Redis fails', function () {
 
   beforeEach(async () => {
     redis = await OwnRedis.start()
-    client = fastClient(redis.url)
+    client = await connected(fastClient(redis.url))
     h = await startHarness()
     events = []
     meter = createMeter({
       ...h.options,
-      store: new RedisUsageStore({ client, commandTimeoutMs: 50, probeIntervalMs: 100 }),
+      // 50 ms is sometimes missed on a loaded 2-core test machine; the pause lasts far longer.
+      store: new RedisUsageStore({ client, commandTimeoutMs: 250, probeIntervalMs: 100 }),
       onEvent: (event) => events.push(event),
     })
   })
