@@ -24,7 +24,12 @@ const { app, meter } = createDemoApp({
     clientId: process.env['PLANSHIP_CLIENT_ID'] ?? '',
     clientSecret: process.env['PLANSHIP_CLIENT_SECRET'] ?? '',
   },
-  store: new RedisUsageStore({ client: redis, keyPrefix: process.env['KEY_PREFIX'] ?? 'planship-meter:' }),
+  store: new RedisUsageStore({
+    client: redis,
+    keyPrefix: process.env['KEY_PREFIX'] ?? 'planship-meter:',
+    // Past this, a decision is taken from this process's memory alone. Defaults to 50 ms.
+    commandTimeoutMs: Number(process.env['REDIS_COMMAND_TIMEOUT_MS'] ?? 50),
+  }),
 })
 const server = app.listen(Number(process.env['PORT'] ?? 0), '127.0.0.1', () => {
   const port = (server.address() as AddressInfo).port

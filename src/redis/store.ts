@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
 import { describe } from '../enforcement/enforcer.js'
 import { MemoryUsageStore } from '../enforcement/memory-store.js'
 import type {
@@ -14,21 +13,13 @@ import type {
   UsageStore,
 } from '../enforcement/store.js'
 import { PlanshipMeterError } from '../errors.js'
-import { withDeadline } from './deadline.js'
-import { type KeyLayout, keyLayout, tagOf } from './keys.js'
-import { FORGET_INDEX_ENTRY, type ScriptName, SCRIPTS } from './lua.js'
+import { RedisConnection } from './connection.js'
+import { tagOf } from './keys.js'
 import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
-
-/** A customer's index entry is rewritten at least this often by a replica using it. */
-const INDEX_REFRESH_MS = 10_000
-/** An index entry whose state is gone is forgotten only when older than this (covers clock skew). */
-const INDEX_FORGET_AFTER_MS = 60_000
 /** Every this many background passes, the whole index is swept, not only the `due` hint. */
 const FULL_SWEEP_EVERY = 10
 /** How long an op id is remembered to make a replay harmless, in ms. */
 const KEEP_OPS_MS = 3_600_000
-
-type Client = Redis | Cluster
 
 /** A mutation that may or may not have reached Redis: replayed, idempotently, until it answers. */
 type Op =
@@ -75,8 +66,7 @@ interface Claim {
  */
 export class RedisUsageStore implements UsageStore {
   readonly #options: ResolvedRedisOptions
-  readonly #client: Client
-  readonly #keys: KeyLayout
+  #redis: RedisConnection | undefined
   /** This process, in reservation ids and claim tokens. */
   readonly #rid = randomBytes(6).toString('base64url')
   #seq = 0
@@ -85,8 +75,6 @@ export class RedisUsageStore implements UsageStore {
   readonly #remote = new WeakMap<Reservation, { tag: string; id: string; ep: string }>()
   readonly #localReservations = new WeakSet<Reservation>()
   readonly #claims = new WeakMap<PendingReport, Claim>()
-  /** When this process last wrote each customer's index entry. */
-  readonly #indexedAt = new Map<string, number>()
   #replay: Op[] = []
   #mode: 'shared' | 'local' = 'shared'
   #recovering: Promise<void> | undefined
@@ -96,19 +84,13 @@ export class RedisUsageStore implements UsageStore {
 
   constructor(options: RedisUsageStoreOptions) {
     this.#options = resolveRedisOptions(options)
-    this.#client = this.#options.client
-    this.#keys = keyLayout(this.#options.keyPrefix)
-    for (const [name, lua] of Object.entries(SCRIPTS)) this.#client.defineCommand(name, { numberOfKeys: 1, lua })
-    this.#client.defineCommand('planshipMeterForgetIndexEntry', { numberOfKeys: 1, lua: FORGET_INDEX_ENTRY })
-    this.#client.on('close', this.#forgetIndexed)
   }
-
-  /** A new connection may reach a server that lost the index (restarted empty): write it again. */
-  readonly #forgetIndexed = () => this.#indexedAt.clear()
 
   bind(context: StoreContext): void {
     if (this.#ctx !== undefined) throw new TypeError('planship-meter/redis: a RedisUsageStore serves one meter')
     this.#ctx = context
+    const { client, keyPrefix, commandTimeoutMs } = this.#options
+    this.#redis = new RedisConnection(client, keyPrefix, commandTimeoutMs, context.maxCustomers)
     this.#local = new MemoryUsageStore({
       aggregationLagMs: context.aggregationLagMs,
       maxSnapshotAgeMs: context.maxSnapshotAgeMs,
@@ -131,8 +113,8 @@ export class RedisUsageStore implements UsageStore {
     const tag = tagOf(request.customerId)
     const id = this.#nextId()
     try {
-      await this.#ensureIndexed(tag)
-      const answer = await this.#run<{ ok: boolean; ep?: string; lever?: string; remaining?: number }>(
+      await this.#redis!.ensureIndexed(tag)
+      const answer = await this.#redis!.run<{ ok: boolean; ep?: string; lever?: string; remaining?: number }>(
         'planshipMeterReserve',
         tag,
         {
@@ -192,13 +174,7 @@ export class RedisUsageStore implements UsageStore {
       hold: undefined,
       report: undefined,
     }
-    if (this.#shared()) {
-      try {
-        return await this.#apply(op)
-      } catch (error) {
-        this.#toLocal(error)
-      }
-    }
+    if (await this.#applied(op)) return
     // Kept here until Redis answers; meanwhile the units count in this process's decisions.
     const hold = local.reserve({ customerId, meteringId, bucket, cost: usage, limits: [], snapshotAt: 0 })
     if (hold.ok) op.hold = hold.reservation
@@ -211,14 +187,7 @@ export class RedisUsageStore implements UsageStore {
     const remote = this.#remote.get(reservation)
     if (remote === undefined) return
     const op: Op = { kind: 'release', tag: remote.tag, id: remote.id }
-    if (this.#shared()) {
-      try {
-        return await this.#apply(op)
-      } catch (error) {
-        this.#toLocal(error)
-      }
-    }
-    this.#replay.push(op)
+    if (!(await this.#applied(op))) this.#replay.push(op)
   }
 
   /**
@@ -233,16 +202,13 @@ export class RedisUsageStore implements UsageStore {
     if (this.#isLocal()) return []
     const full = dueBy === undefined || ++this.#passes % FULL_SWEEP_EVERY === 0
     const reports: PendingReport[] = []
+    const redis = this.#redis!
     try {
-      const now = Date.now() // index entries are scored in wall-clock time, as every replica writes them
-      const index = full ? this.#keys.all : this.#keys.due
-      const listed = await this.#call<string[]>(this.#client.zrange(index, '0', '-1', 'WITHSCORES'), 'ZRANGE')
-      const tags: { tag: string; score: number }[] = []
-      for (let i = 0; i + 1 < listed.length; i += 2) tags.push({ tag: listed[i]!, score: Number(listed[i + 1]) })
+      const tags = await redis.indexed(full)
       const token = this.#nextId()
       const answers = await Promise.all(
         tags.map(({ tag }) =>
-          this.#run<TakeAnswer>('planshipMeterTake', tag, {
+          redis.run<TakeAnswer>('planshipMeterTake', tag, {
             token,
             dueBy: dueBy ?? -1,
             lease: this.#options.sendLeaseMs,
@@ -256,8 +222,9 @@ export class RedisUsageStore implements UsageStore {
       answers.forEach((answer, i) => {
         const { tag, score } = tags[i]!
         if (answer.gone === true) {
-          cleanup.push(this.#client.zrem(this.#keys.due, tag))
-          if (full) this.#forgetIndexEntry(tag, score, now, cleanup)
+          cleanup.push(redis.unmarkDue(tag))
+          const forgetting = full ? redis.forget(tag, score) : undefined
+          if (forgetting !== undefined) cleanup.push(forgetting)
           return
         }
         takeovers.possiblyDuplicatedUnits += answer.dup ?? 0
@@ -275,14 +242,14 @@ export class RedisUsageStore implements UsageStore {
           this.#claims.set(report, { tag, cellId: cell.id, token })
           reports.push(report)
         }
-        if (answer.idle === true && cells.length === 0) cleanup.push(this.#client.zrem(this.#keys.due, tag))
+        if (answer.idle === true && cells.length === 0) cleanup.push(redis.unmarkDue(tag))
       })
       if (takeovers.possiblyDuplicatedUnits + takeovers.possiblyLostUnits > 0) {
         ctx.log.warn('took over usage whose sender stopped before its lease ran out', takeovers)
         cleanup.push(this.#count(takeovers))
       }
-      cleanup.push(this.#readFleetStats())
-      await this.#call(Promise.all(cleanup), 'index cleanup').catch(() => {})
+      cleanup.push(redis.fleetStats().then((stats) => (this.#fleet = stats)))
+      await redis.call(Promise.all(cleanup), 'index cleanup').catch(() => {})
     } catch (error) {
       this.#toLocal(error)
     }
@@ -333,7 +300,7 @@ export class RedisUsageStore implements UsageStore {
 
   close(): void {
     clearInterval(this.#timer)
-    this.#client.off('close', this.#forgetIndexed)
+    this.#redis?.close()
   }
 
   #bound(): StoreContext {
@@ -347,7 +314,8 @@ export class RedisUsageStore implements UsageStore {
   #shared(): boolean {
     if (this.#mode === 'local') return false
     if (this.#ready()) return true
-    this.#toLocal(new PlanshipMeterError('STORE_TIMEOUT', `Redis is not connected (${this.#client.status})`))
+    const status = this.#redis!.client.status
+    this.#toLocal(new PlanshipMeterError('STORE_TIMEOUT', `Redis is not connected (${status})`))
     return false
   }
 
@@ -357,7 +325,7 @@ export class RedisUsageStore implements UsageStore {
   }
 
   #ready(): boolean {
-    return this.#client.status === 'ready'
+    return this.#redis?.ready() === true
   }
 
   #nextId(): string {
@@ -381,53 +349,20 @@ export class RedisUsageStore implements UsageStore {
     return { ...result, local: true }
   }
 
-  /** One Redis call under this store's deadline; not connected counts as not answering. */
-  #call<T>(promise: Promise<T>, what: string): Promise<T> {
-    return withDeadline(promise, this.#options.commandTimeoutMs, what)
-  }
-
-  async #run<T>(script: ScriptName, tag: string, args: Record<string, unknown>): Promise<T> {
-    const command = (this.#client as unknown as Record<string, (key: string, arg: string) => Promise<string>>)[script]!
-    const answer = await this.#call(command.call(this.#client, this.#keys.customer(tag), JSON.stringify(args)), script)
-    return JSON.parse(answer) as T
-  }
-
-  /**
-   * Writes the customer's index entry before its state can hold usage, so that a replica that
-   * dies after committing never leaves usage nobody finds. Once per {@link INDEX_REFRESH_MS}.
-   */
-  async #ensureIndexed(tag: string): Promise<void> {
-    const now = Date.now()
-    const at = this.#indexedAt.get(tag)
-    if (at !== undefined && now - at < INDEX_REFRESH_MS) return
-    await this.#call(this.#client.zadd(this.#keys.all, 'GT', now, tag), 'ZADD')
-    this.#indexedAt.delete(tag)
-    this.#indexedAt.set(tag, now)
-    if (this.#indexedAt.size > this.#bound().maxCustomers) {
-      this.#indexedAt.delete(this.#indexedAt.keys().next().value!)
-    }
-  }
-
-  #forgetIndexEntry(tag: string, score: number, now: number, into: Promise<unknown>[]): void {
-    if (score >= now - INDEX_FORGET_AFTER_MS) return
-    const forget = (this.#client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)
-      .planshipMeterForgetIndexEntry!
-    into.push(forget.call(this.#client, this.#keys.all, tag, now - INDEX_FORGET_AFTER_MS))
-  }
-
   /** Runs one mutation in Redis; throws when Redis did not answer (it may or may not have run). */
   async #apply(op: Op): Promise<void> {
     const ctx = this.#bound()
+    const redis = this.#redis!
     if (op.kind === 'release') {
-      await this.#run('planshipMeterRelease', op.tag, { id: op.id, ...this.#common(ctx) })
+      await redis.run('planshipMeterRelease', op.tag, { id: op.id, ...this.#common(ctx) })
       return
     }
     if (op.kind === 'settle') {
-      await this.#run('planshipMeterSettle', op.tag, { ...op.args, ...this.#common(ctx) })
+      await redis.run('planshipMeterSettle', op.tag, { ...op.args, ...this.#common(ctx) })
       return
     }
-    await this.#ensureIndexed(op.tag)
-    const answer = await this.#run<{ due: boolean }>('planshipMeterCommit', op.tag, {
+    await redis.ensureIndexed(op.tag)
+    const answer = await redis.run<{ due: boolean }>('planshipMeterCommit', op.tag, {
       cid: op.key.customerId,
       epoch: this.#nextId(),
       id: op.id,
@@ -437,8 +372,7 @@ export class RedisUsageStore implements UsageStore {
       usage: op.usage,
       ...this.#common(ctx),
     })
-    // A hint for the next flush pass; the full sweep finds the usage even if this is lost.
-    if (answer.due) await this.#call(this.#client.zadd(this.#keys.due, Date.now(), op.tag), 'ZADD').catch(() => {})
+    if (answer.due) await redis.markDue(op.tag)
   }
 
   async #settle(report: PendingReport, args: Record<string, unknown>): Promise<void> {
@@ -446,43 +380,26 @@ export class RedisUsageStore implements UsageStore {
     if (claim === undefined) return
     this.#claims.delete(report)
     const op: Op = { kind: 'settle', tag: claim.tag, args: { ...args, id: claim.cellId, token: claim.token } }
-    if (this.#shared()) {
-      try {
-        return await this.#apply(op)
-      } catch (error) {
-        this.#toLocal(error)
-      }
-    }
-    // Replayed later; if the lease runs out first, another replica takes the units over.
-    this.#replay.push(op)
+    // Else replayed later; if the lease runs out first, another replica takes the units over.
+    if (!(await this.#applied(op))) this.#replay.push(op)
   }
 
-  /** Adds to the fleet's delivery totals and reads them back (one round trip; best effort). */
+  /** Applies `op` in Redis if it is usable; false (and local decisions from now) if not. */
+  async #applied(op: Op): Promise<boolean> {
+    if (!this.#shared()) return false
+    try {
+      await this.#apply(op)
+      return true
+    } catch (error) {
+      this.#toLocal(error)
+      return false
+    }
+  }
+
+  /** Adds to the fleet's delivery totals, and keeps the totals Redis answers with. */
   async #count(fields: Partial<Record<keyof FleetDeliveryStats, number>>): Promise<void> {
-    const entries = Object.entries(fields).filter(([, value]) => value !== undefined && value > 0)
-    if (entries.length === 0 || !this.#ready()) return
-    const pipeline = this.#client.pipeline()
-    for (const [field, value] of entries) pipeline.hincrby(this.#keys.stats, field, value!)
-    pipeline.hgetall(this.#keys.stats)
-    const results = await this.#call(pipeline.exec(), 'HINCRBY').catch(() => null)
-    const last = results?.[results.length - 1]
-    if (last !== undefined && last[0] === null) this.#keepFleetStats(last[1] as Record<string, string>)
-  }
-
-  async #readFleetStats(): Promise<void> {
-    this.#keepFleetStats(await this.#client.hgetall(this.#keys.stats))
-  }
-
-  #keepFleetStats(raw: Record<string, string>): void {
-    const read = (field: keyof FleetDeliveryStats) => Number(raw[field] ?? 0)
-    this.#fleet = {
-      reports: read('reports'),
-      reportedUnits: read('reportedUnits'),
-      retries: read('retries'),
-      possiblyDuplicatedUnits: read('possiblyDuplicatedUnits'),
-      possiblyLostUnits: read('possiblyLostUnits'),
-      rejectedUnits: read('rejectedUnits'),
-    }
+    const stats = await this.#redis?.count(fields)
+    if (stats !== undefined) this.#fleet = stats
   }
 
   /** Every probe interval: try Redis again after a failure, and move local usage there. */
@@ -490,7 +407,7 @@ export class RedisUsageStore implements UsageStore {
     if (!this.#ready()) return
     if (this.#mode === 'local') {
       try {
-        await this.#call(this.#client.ping(), 'PING')
+        await this.#redis!.call(this.#redis!.client.ping(), 'PING')
       } catch {
         return
       }
