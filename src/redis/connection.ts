@@ -32,6 +32,17 @@ export class RedisConnection {
     for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 1, lua })
     client.defineCommand('planshipMeterForgetIndexEntry', { numberOfKeys: 1, lua: FORGET_INDEX_ENTRY })
     client.on('close', this.#forgetIndexed)
+    client.on('ready', this.#preload)
+    if (client.status === 'ready') this.#preload()
+  }
+
+  /**
+   * Loads the scripts on every master as soon as the client is connected, so that a request's
+   * first script is not the one paying for NOSCRIPT, EVAL and compiling within its deadline.
+   */
+  readonly #preload = () => {
+    const targets = 'nodes' in this.client ? this.client.nodes('master') : [this.client]
+    for (const node of targets) for (const lua of Object.values(SCRIPTS)) node.script('LOAD', lua).catch(() => {})
   }
 
   /** A new connection may reach a server that lost the index (restarted empty): write it again. */
@@ -39,6 +50,7 @@ export class RedisConnection {
 
   close(): void {
     this.client.off('close', this.#forgetIndexed)
+    this.client.off('ready', this.#preload)
   }
 
   ready(): boolean {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import Koa from 'koa'
 import request from 'supertest'
@@ -68,6 +69,42 @@ describe('RedisUsageStore', () => {
     )
     store.close()
   })
+
+  for (const delivery of ['at-least-once', 'at-most-once'] as const) {
+    it(`takes over usage whose sender died once its lease ends, counted exactly (${delivery})`, async () => {
+      const keyPrefix = uniquePrefix(`takeover-${delivery}`)
+      const options = { client, keyPrefix, sendLeaseMs: 300 }
+      const dead = boundStore(options, { delivery }).store
+      const survivor = boundStore(options, { delivery }).store
+      const reserved = await dead.reserve({
+        customerId: 'c',
+        meteringId: 'api-call',
+        bucket: undefined,
+        cost: 5,
+        limits: [],
+        snapshotAt: 0,
+      })
+      assert.ok(reserved.ok)
+      await dead.commit(reserved.reservation, 5)
+      assert.equal((await dead.takePending()).length, 1, 'claimed, and never settled: the sender "dies"')
+      assert.deepEqual(await survivor.takePending(), [], 'the lease holds')
+      await sleep(400)
+      const taken = await survivor.takePending()
+      const fleet = survivor.fleetDeliveryStats()
+      if (delivery === 'at-least-once') {
+        assert.deepEqual(
+          taken.map((r) => r.usage),
+          [5],
+        )
+        assert.equal(fleet?.possiblyDuplicatedUnits, 5)
+      } else {
+        assert.deepEqual(taken, [])
+        assert.equal(fleet?.possiblyLostUnits, 5)
+      }
+      dead.close()
+      survivor.close()
+    })
+  }
 
   it('two meters sharing one Redis admit exactly the allowance under 60 concurrent requests', async () => {
     const keyPrefix = uniquePrefix('twometers')
