@@ -13,16 +13,23 @@ import type { PlanshipTarget } from './servers.js'
 const [kind, rawTarget, redisUrl, keyPrefix] = process.argv.slice(2) as [string, string, string, string]
 const target = JSON.parse(rawTarget) as PlanshipTarget
 const client =
-  kind === 'redis'
+  kind !== 'memory'
     ? new Redis(redisUrl, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false })
     : undefined
 if (client !== undefined) await new Promise((resolve) => client.once('ready', resolve))
+const store =
+  client === undefined
+    ? undefined
+    : new RedisUsageStore({ client, keyPrefix, leaseUnits: kind === 'redis-lease' ? 256 : 0 })
 const meter = createMeter({
   productSlug: target.productSlug,
   planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
   identify: (ctx) => ctx.get('x-customer-id') || undefined,
-  logger: {},
-  ...(client === undefined ? {} : { store: new RedisUsageStore({ client, keyPrefix }) }),
+  logger: {
+    warn: (message) => console.error(`[${kind}] ${message}`),
+    error: (message) => console.error(`[${kind}] ${message}`),
+  },
+  ...(store === undefined ? {} : { store }),
 })
 const app = new Koa()
 const router = new Router()
@@ -46,5 +53,5 @@ process.on('message', async (message: { type: 'stats' | 'close' }) => {
     return
   }
   const cpu = process.cpuUsage()
-  process.send?.({ type: 'stats', cpuUs: cpu.user + cpu.system })
+  process.send?.({ type: 'stats', cpuUs: cpu.user + cpu.system, mode: store?.mode, calls: meter.planshipCalls() })
 })

@@ -98,23 +98,25 @@ const emulator = await start('./emulator-process.ts', [], {
 })
 const target = emulator.ready as unknown as PlanshipTarget
 const rows: string[] = []
-for (const kind of ['memory', 'redis']) {
+for (const kind of ['memory', 'redis', 'redis-lease']) {
   const keyPrefix = `planship-meter-bench:${randomBytes(4).toString('hex')}:`
   const server = await start('./redis-server.ts', [kind, JSON.stringify(target), redisUrl, keyPrefix])
   const port = server.ready['port'] as number
-  await load(port, { amount: customers }) // every customer once: caches are warm
+  await load(port, { amount: Math.max(customers, connections) }) // every customer at least once: caches are warm
   await load(port, { durationS: 1 })
   await new Promise((resolve) => setTimeout(resolve, 1_200))
   const cpuBefore = (await ask(server.child, { type: 'stats' }))['cpuUs'] as number
   const redisBefore = await redisCounters(admin)
   const result = await load(port, {})
   await new Promise((resolve) => setTimeout(resolve, 1_200)) // the run's last flush belongs to it
-  const cpuAfter = (await ask(server.child, { type: 'stats' }))['cpuUs'] as number
+  const after = await ask(server.child, { type: 'stats' })
+  const cpuAfter = after['cpuUs'] as number
+  if (process.env.BENCH_DEBUG !== undefined) console.log(kind, JSON.stringify(after))
   const redisAfter = await redisCounters(admin)
   const n = result.requests.total
-  const per1000 = (count: number) => (kind === 'redis' ? ((count * 1000) / n).toFixed(0) : '0')
+  const per1000 = (count: number) => (kind !== 'memory' ? ((count * 1000) / n).toFixed(0) : '0')
   const trips = `${per1000(redisAfter.calls - redisBefore.calls)} (${per1000(redisAfter.scripts - redisBefore.scripts)} scripts)`
-  const redisCpu = kind === 'redis' ? ((redisAfter.cpuUs - redisBefore.cpuUs) / n).toFixed(1) : '–'
+  const redisCpu = kind !== 'memory' ? ((redisAfter.cpuUs - redisBefore.cpuUs) / n).toFixed(1) : '–'
   rows.push(
     `| ${kind} | ${result.requests.average.toFixed(0)} | ${result.latency.p50} | ${result.latency.p99} | ` +
       `${((cpuAfter - cpuBefore) / n).toFixed(1)} | ${trips} | ${redisCpu} | ${n} | ${result.non2xx} | ${result.errors} |`,

@@ -66,6 +66,10 @@ local function sweep()
   for id, at in pairs(S.imp) do
     if at < rnow - A.keepOps then S.imp[id] = nil end
   end
+  S.gs = S.gs or {}
+  for id, g in pairs(S.gs) do
+    if g.at < rnow - A.keepOps then S.gs[id] = nil end
+  end
   local before = A.now - A.lag - A.keep
   local drop = 0
   while drop < #S.acked and S.acked[drop + 1].at <= before do drop = drop + 1 end
@@ -79,7 +83,7 @@ end
 -- Pending or claimed usage never expires; an idle state lives as long as a snapshot can need it.
 local function save()
   if next(S.cells) == nil and next(S.acked) == nil and next(S.res) == nil and next(S.exp) == nil
-    and next(S.imp) == nil then
+    and next(S.imp) == nil and next(S.gs) == nil then
     redis.call('DEL', key)
     return
   end
@@ -261,6 +265,79 @@ save()
 return cjson.encode({ applied = apply, due = (not wasBusy) and busy() })
 `
 
+/**
+ * An allowance lease: a reservation of several units (\`r.c\`) that one replica admits requests
+ * from without asking Redis. Each call, applied once per \`A.seq\`: settles what the replica used
+ * (\`consumed\` reserved units become \`usage\` pending units), takes back \`giveBack\` unused
+ * units, renews the lease and tops it up by up to \`want\` units — never more than a quarter of
+ * what the fleet has left (the slice shrinks toward the request's cost near the limit, and the
+ * sum of leases never exceeds what is left). The units count as reserved for every replica.
+ */
+const LEASE = `
+if S == nil then S = fresh() end
+sweep()
+local id = cellId(A.m, A.b)
+local r = S.res[A.id]
+if r ~= nil and S.ep ~= A.ep then r = nil end
+local wasBusy = busy()
+local g = S.gs[A.id]
+if g ~= nil and g.sq >= A.seq then
+  return cjson.encode({ replay = true })
+end
+S.gs[A.id] = { sq = A.seq, at = rnow }
+local c = cellOf(id, A.m, A.b)
+if r ~= nil then
+  local back = math.min(A.consumed + A.giveBack, r.c)
+  r.c = r.c - back
+  c.r = c.r - back
+end
+if A.usage > 0 then c.p = c.p + A.usage end
+local extra = 0
+local denied = nil
+if A.want > 0 then
+  local left = nil
+  for _, lim in ipairs(A.lims) do
+    lim.set = {}
+    for _, m in ipairs(lim.ids) do lim.set[m] = true end
+    local v = reconcile(lim)
+    local l = v.rem - localUsage(lim, v)
+    if left == nil or l < left then
+      left = l
+      denied = lim.l
+    end
+  end
+  if left == nil then
+    extra = A.want
+  elseif left >= A.cost and left > 0 then
+    extra = math.max(A.cost, math.min(A.want, math.floor(left / 4)))
+  else
+    extra = 0
+    denied = { lever = denied, remaining = math.max(0, left) }
+  end
+end
+if extra > 0 then
+  if r == nil then
+    r = { k = id, c = 0, e = 0 }
+    S.res[A.id] = r
+  end
+  r.c = r.c + extra
+  c.r = c.r + extra
+  denied = nil
+end
+if r ~= nil then
+  r.e = rnow + A.ttl
+  if r.c <= 0 then S.res[A.id] = nil end
+end
+dropIfEmpty(id)
+save()
+local answer = { extra = extra, ep = S.ep, due = (not wasBusy) and busy() }
+if type(denied) == 'table' then
+  answer.lever = denied.lever
+  answer.remaining = denied.remaining
+end
+return cjson.encode(answer)
+`
+
 const RELEASE = `
 if S == nil then return '{}' end
 sweep()
@@ -351,6 +428,7 @@ export const SCRIPTS = {
   planshipMeterRelease: PRELUDE + RELEASE,
   planshipMeterTake: PRELUDE + TAKE,
   planshipMeterSettle: PRELUDE + SETTLE,
+  planshipMeterLease: PRELUDE + RECONCILE + LEASE,
 } as const
 
 export type ScriptName = keyof typeof SCRIPTS

@@ -15,6 +15,7 @@ import type {
 import { PlanshipMeterError } from '../errors.js'
 import { RedisConnection } from './connection.js'
 import { tagOf } from './keys.js'
+import { Leases } from './lease.js'
 import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
 /** Every this many background passes, the whole index is swept, not only the `due` hint. */
 const FULL_SWEEP_EVERY = 10
@@ -22,7 +23,7 @@ const FULL_SWEEP_EVERY = 10
 const KEEP_OPS_MS = 3_600_000
 
 /** A mutation that may or may not have reached Redis: replayed, idempotently, until it answers. */
-type Op =
+export type Op =
   | { kind: 'release'; tag: string; id: string }
   | {
       kind: 'commit'
@@ -38,7 +39,9 @@ type Op =
       report: PendingReport | undefined
     }
   | {
-      kind: 'settle'
+      /** A script that is applied once however often it runs (a claim's settlement, a lease call). */
+      kind: 'script'
+      script: 'planshipMeterSettle' | 'planshipMeterLease'
       tag: string
       args: Record<string, unknown>
     }
@@ -80,6 +83,8 @@ export class RedisUsageStore implements UsageStore {
   #recovering: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #passes = 0
+  #leases: Leases | undefined
+  #settleTimer: NodeJS.Timeout | undefined
   #fleet: FleetDeliveryStats | undefined
 
   constructor(options: RedisUsageStoreOptions) {
@@ -100,6 +105,22 @@ export class RedisUsageStore implements UsageStore {
     })
     this.#timer = setInterval(() => void this.#tick(), this.#options.probeIntervalMs)
     this.#timer.unref()
+    if (this.#options.leaseUnits > 0) {
+      this.#leases = new Leases({
+        redis: () => this.#redis!,
+        nextId: () => this.#nextId(),
+        common: () => this.#common(context),
+        replay: (tag, args) => this.#replay.push({ kind: 'script', script: 'planshipMeterLease', tag, args }),
+        failed: (error) => this.#toLocal(error),
+        maxUnits: this.#options.leaseUnits,
+        ttlMs: this.#options.reservationTtlMs,
+        settleMs: this.#options.settleIntervalMs,
+      })
+      this.#settleTimer = setInterval(() => {
+        if (this.#mode === 'shared' && this.#ready()) void this.#leases!.settle()
+      }, this.#options.settleIntervalMs)
+      this.#settleTimer.unref()
+    }
   }
 
   /** Whether decisions are taken in Redis (`'shared'`) or, Redis failing, in this process (`'local'`). */
@@ -110,6 +131,11 @@ export class RedisUsageStore implements UsageStore {
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
     const ctx = this.#bound()
     if (!this.#shared()) return this.#reserveLocally(request)
+    if (this.#leases !== undefined) {
+      const leased = await this.#leases.reserve(request)
+      if (leased === undefined) return this.#reserveLocally(request)
+      if (leased !== 'exact') return leased
+    }
     const tag = tagOf(request.customerId)
     const id = this.#nextId()
     try {
@@ -161,6 +187,7 @@ export class RedisUsageStore implements UsageStore {
   async #commit(reservation: Reservation, usage: number): Promise<void> {
     const local = this.#bound() && this.#local!
     if (this.#localReservations.has(reservation)) return local.commit(reservation, usage)
+    if (this.#leases?.commit(reservation, usage) === true) return
     const remote = this.#remote.get(reservation)
     if (remote === undefined) throw new TypeError('planship-meter/redis: not a reservation of this store')
     const { customerId, meteringId, bucket } = reservation
@@ -184,6 +211,7 @@ export class RedisUsageStore implements UsageStore {
   async release(reservation: Reservation): Promise<void> {
     const local = this.#bound() && this.#local!
     if (this.#localReservations.has(reservation)) return local.release(reservation)
+    if (this.#leases?.release(reservation) === true) return
     const remote = this.#remote.get(reservation)
     if (remote === undefined) return
     const op: Op = { kind: 'release', tag: remote.tag, id: remote.id }
@@ -198,6 +226,7 @@ export class RedisUsageStore implements UsageStore {
     const ctx = this.#bound()
     if (this.#committing.size > 0) await Promise.allSettled([...this.#committing])
     if (!this.#shared()) return []
+    await this.#leases?.settle()
     await this.#recover()
     if (this.#isLocal()) return []
     const full = dueBy === undefined || ++this.#passes % FULL_SWEEP_EVERY === 0
@@ -275,7 +304,7 @@ export class RedisUsageStore implements UsageStore {
 
   /** Units this process holds: committed while Redis was down, or not yet known to be in Redis. */
   pendingUnits(): number {
-    let units = this.#local?.pendingUnits() ?? 0
+    let units = (this.#local?.pendingUnits() ?? 0) + (this.#leases?.unsettledUsage() ?? 0)
     for (const op of this.#replay) if (op.kind === 'commit' && op.report === undefined) units += op.usage
     return units
   }
@@ -284,7 +313,10 @@ export class RedisUsageStore implements UsageStore {
   async takeUndelivered(): Promise<PendingReport[]> {
     const local = this.#local
     if (local === undefined) return []
-    if (this.#ready()) await this.#recover()
+    if (this.#ready()) {
+      await this.#leases?.settle(true) // unused slices go back to the fleet
+      await this.#recover()
+    }
     const left = local.takePending()
     for (const report of left) local.discard(report)
     const unsure = this.#replay.filter((op) => op.kind === 'commit' && op.report === undefined).length
@@ -300,6 +332,7 @@ export class RedisUsageStore implements UsageStore {
 
   close(): void {
     clearInterval(this.#timer)
+    clearInterval(this.#settleTimer)
     this.#redis?.close()
   }
 
@@ -357,8 +390,10 @@ export class RedisUsageStore implements UsageStore {
       await redis.run('planshipMeterRelease', op.tag, { id: op.id, ...this.#common(ctx) })
       return
     }
-    if (op.kind === 'settle') {
-      await redis.run('planshipMeterSettle', op.tag, { ...op.args, ...this.#common(ctx) })
+    if (op.kind === 'script') {
+      await redis.ensureIndexed(op.tag)
+      const answer = await redis.run<{ due?: boolean }>(op.script, op.tag, { ...op.args, ...this.#common(ctx) })
+      if (answer.due === true) await redis.markDue(op.tag)
       return
     }
     await redis.ensureIndexed(op.tag)
@@ -379,7 +414,12 @@ export class RedisUsageStore implements UsageStore {
     const claim = this.#claims.get(report)
     if (claim === undefined) return
     this.#claims.delete(report)
-    const op: Op = { kind: 'settle', tag: claim.tag, args: { ...args, id: claim.cellId, token: claim.token } }
+    const op: Op = {
+      kind: 'script',
+      script: 'planshipMeterSettle',
+      tag: claim.tag,
+      args: { ...args, id: claim.cellId, token: claim.token },
+    }
     // Else replayed later; if the lease runs out first, another replica takes the units over.
     if (!(await this.#applied(op))) this.#replay.push(op)
   }

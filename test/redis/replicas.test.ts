@@ -32,6 +32,8 @@ const METER = { cache: { ttlMs: 150 }, reporting: { flushIntervalMs: 100, closeT
  */
 const EXACT = { commandTimeoutMs: 1_000 }
 
+const leased = (units: number) => (units > 0 ? ` with leases of up to ${units} units` : '')
+
 const admitted = (outcomes: Outcome[]) => outcomes.filter((o) => o.status === 200).length
 
 describe('several replicas on one Redis (child processes)', function () {
@@ -56,13 +58,21 @@ describe('several replicas on one Redis (child processes)', function () {
     }
   }
 
-  for (const [quota, total] of [
-    [50, 80],
-    [1_000, 1_100],
+  for (const [quota, total, leaseUnits] of [
+    [50, 80, 0],
+    [1_000, 1_100, 0],
+    [50, 80, 64],
+    [1_000, 1_100, 64],
   ] as const) {
-    it(`4 replicas admit exactly the quota of ${quota} under 32 connections, and Planship records it`, async () => {
+    it(`4 replicas admit exactly the quota of ${quota} under 32 connections${leased(leaseUnits)}, and Planship records it`, async () => {
       emu = await startEmulator({ fixture: fixture(quota) })
-      fleet = await startFleet(4, emu, REDIS_URL, { ...EXACT, keyPrefix: uniquePrefix(`fleet${quota}`) }, METER)
+      fleet = await startFleet(
+        4,
+        emu,
+        REDIS_URL,
+        { ...EXACT, leaseUnits, keyPrefix: uniquePrefix(`fleet${quota}`) },
+        METER,
+      )
       const outcomes = await roundRobin(fleet, { total, connections: 32, path: '/call', customerId: 'fleet-customer' })
       assert.equal(admitted(outcomes), quota)
       assert.deepEqual(new Set(outcomes.map((o) => o.status)), new Set([200, 429]))
@@ -70,60 +80,80 @@ describe('several replicas on one Redis (child processes)', function () {
     })
   }
 
-  it('4 replicas admit exactly the rolling window’s allowance', async () => {
-    emu = await startEmulator({ fixture: fixture(1_000, 20) })
-    fleet = await startFleet(4, emu, REDIS_URL, { ...EXACT, keyPrefix: uniquePrefix('fleetwin') }, METER)
-    const outcomes = await roundRobin(fleet, {
-      total: 60,
-      connections: 32,
-      path: '/render',
-      customerId: 'fleet-customer',
+  for (const leaseUnits of [0, 64]) {
+    it(`4 replicas admit exactly the rolling window’s allowance${leased(leaseUnits)}`, async () => {
+      emu = await startEmulator({ fixture: fixture(1_000, 20) })
+      fleet = await startFleet(4, emu, REDIS_URL, { ...EXACT, leaseUnits, keyPrefix: uniquePrefix('fleetwin') }, METER)
+      const outcomes = await roundRobin(fleet, {
+        total: 60,
+        connections: 32,
+        path: '/render',
+        customerId: 'fleet-customer',
+      })
+      assert.equal(admitted(outcomes), 20)
+      await sleep(400) // several snapshots later, Planship's window still holds the 20
+      const later = await roundRobin(fleet, {
+        total: 20,
+        connections: 8,
+        path: '/render',
+        customerId: 'fleet-customer',
+      })
+      assert.equal(admitted(later), 0)
+      assert.equal(await recordedAfterFlushes(fleet[1]!, 20, 5_000), 20)
     })
-    assert.equal(admitted(outcomes), 20)
-    await sleep(400) // several snapshots later, Planship's window still holds the 20
-    const later = await roundRobin(fleet, { total: 20, connections: 8, path: '/render', customerId: 'fleet-customer' })
-    assert.equal(admitted(later), 0)
-    assert.equal(await recordedAfterFlushes(fleet[1]!, 20, 5_000), 20)
-  })
+  }
 
-  it('SIGKILL under load: every unit of a completed response is recorded once the survivors flush', async () => {
-    emu = await startEmulator({ fixture: fixture(100_000) })
-    const sendLeaseMs = 1_000
-    fleet = await startFleet(4, emu, REDIS_URL, { ...EXACT, keyPrefix: uniquePrefix('fleetkill'), sendLeaseMs }, METER)
-    const stop = new AbortController()
-    const load = roundRobin(fleet, {
-      total: 100_000,
-      connections: 32,
-      path: '/call',
-      customerId: 'fleet-customer',
-      stop: stop.signal,
+  for (const leaseUnits of [0, 64]) {
+    it(`SIGKILL under load${leased(leaseUnits)}: every unit of a response completed over 100 ms before is recorded once the survivors flush`, async () => {
+      emu = await startEmulator({ fixture: fixture(100_000) })
+      const sendLeaseMs = 1_000
+      fleet = await startFleet(
+        4,
+        emu,
+        REDIS_URL,
+        { ...EXACT, leaseUnits, keyPrefix: uniquePrefix('fleetkill'), sendLeaseMs },
+        METER,
+      )
+      const stop = new AbortController()
+      const load = roundRobin(fleet, {
+        total: 100_000,
+        connections: 32,
+        path: '/call',
+        customerId: 'fleet-customer',
+        stop: stop.signal,
+      })
+      await sleep(1_500)
+      const killedAt = performance.now()
+      await fleet[0]!.kill()
+      await sleep(300)
+      stop.abort()
+      const outcomes = await load
+      const ok = outcomes.filter((o) => o.status === 200)
+      const recorded = await recordedAfterFlushes(fleet[1]!, ok.length, 3 * sendLeaseMs + 2_000)
+      const { stats } = await fleet[1]!.flush()
+      const duplicated = stats.fleet?.possiblyDuplicatedUnits ?? 0
+      const lost = Math.max(0, ok.length - recorded)
+      // The window: how long before the kill the oldest possibly lost response completed.
+      const killedReplica = ok
+        .filter((o) => o.replica === 0 && o.doneAt <= killedAt)
+        .sort((a, b) => a.doneAt - b.doneAt)
+      const windowMs = lost === 0 ? 0 : killedAt - killedReplica[Math.max(0, killedReplica.length - lost)]!.doneAt
+      console.log(
+        `      SIGKILL${leased(leaseUnits)}: ${ok.length} admitted, ${recorded} recorded, ${lost} lost (window ${windowMs.toFixed(1)} ms), ` +
+          `${duplicated} possibly duplicated`,
+      )
+      // Without leases a unit is in Redis one round trip after its response. With them, usage is
+      // settled every settleIntervalMs (50) — later when the event loop lags: that is the window.
+      const boundMs = leaseUnits === 0 ? 100 : 300
+      assert.ok(windowMs <= boundMs, `units of responses completed ${windowMs} ms before the kill were lost`)
+      // A request whose response the killed replica finished but the client could not read counts too.
+      const cutOff = outcomes.filter((o) => o.status === 0).length
+      assert.ok(
+        recorded - ok.length <= duplicated + cutOff,
+        `${recorded - ok.length} extra units, ${duplicated} possibly duplicated, ${cutOff} responses cut off`,
+      )
     })
-    await sleep(1_500)
-    const killedAt = performance.now()
-    await fleet[0]!.kill()
-    await sleep(300)
-    stop.abort()
-    const outcomes = await load
-    const ok = outcomes.filter((o) => o.status === 200)
-    const recorded = await recordedAfterFlushes(fleet[1]!, ok.length, 3 * sendLeaseMs + 2_000)
-    const { stats } = await fleet[1]!.flush()
-    const duplicated = stats.fleet?.possiblyDuplicatedUnits ?? 0
-    const lost = Math.max(0, ok.length - recorded)
-    // The window: how long before the kill the oldest possibly lost response completed.
-    const killedReplica = ok.filter((o) => o.replica === 0 && o.doneAt <= killedAt).sort((a, b) => a.doneAt - b.doneAt)
-    const windowMs = lost === 0 ? 0 : killedAt - killedReplica[Math.max(0, killedReplica.length - lost)]!.doneAt
-    console.log(
-      `      SIGKILL: ${ok.length} admitted, ${recorded} recorded, ${lost} lost (window ${windowMs.toFixed(1)} ms), ` +
-        `${duplicated} possibly duplicated`,
-    )
-    assert.ok(windowMs <= 100, `units of responses completed ${windowMs} ms before the kill were lost`)
-    // A request whose response the killed replica finished but the client could not read counts too.
-    const cutOff = outcomes.filter((o) => o.status === 0).length
-    assert.ok(
-      recorded - ok.length <= duplicated + cutOff,
-      `${recorded - ok.length} extra units, ${duplicated} possibly duplicated, ${cutOff} responses cut off`,
-    )
-  })
+  }
 
   it('SIGKILL while holding reservations: their units return after reservationTtlMs', async () => {
     emu = await startEmulator({ fixture: fixture(10) })
