@@ -23,7 +23,7 @@ const next = async () => {}
 const ids = Array.from({ length: customers }, (_, i) => `bench-${i}`)
 const run = async (i: number) => {
   const id = ids[i % customers]!
-  const ctx = { get: () => id, state: {}, status: 200 } as unknown as Context
+  const ctx = { get: () => id, set: () => {}, state: {}, status: 200 } as unknown as Context
   await ident(ctx, () => mw(ctx, next))
 }
 for (let i = 0; i < customers * 2; i++) await run(i)

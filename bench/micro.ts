@@ -41,7 +41,7 @@ async function measure(setup: string): Promise<void> {
   const next = async () => {}
   const run = async (i: number) => {
     const id = `bench-${i % customers}`
-    const ctx = { get: () => id, state: {}, status: 200 } as unknown as Context
+    const ctx = { get: () => id, set: () => {}, state: {}, status: 200 } as unknown as Context
     await ident(ctx, () => mw(ctx, next))
   }
   for (let i = 0; i < customers; i++) await run(i)
