@@ -30,6 +30,10 @@ export type PlanshipMeterErrorCode =
   | 'METER_CLOSED'
   /** `reporting.maxPendingKeys` keys wait for delivery: a request adding a key was refused. */
   | 'USAGE_BACKLOG_FULL'
+  /** The shared store (Redis) did not answer within its `commandTimeoutMs`, or was not connected. */
+  | 'STORE_TIMEOUT'
+  /** A shared store was used before `createMeter` bound it (pass it as the `store` option). */
+  | 'STORE_NOT_BOUND'
 
 /** Options for {@link PlanshipMeterError}. */
 export interface PlanshipMeterErrorOptions {

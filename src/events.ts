@@ -38,6 +38,12 @@ export type MeterEvent =
   /** A configuration problem found at run time (a metering id that feeds no lever …), once each. */
   | { type: 'misconfiguration'; problem: 'unknown-metering-id'; message: string; meteringId: string }
 
+  /**
+   * A shared store (Redis) stopped answering (`'local'`: decisions from this process's memory)
+   * or answers again (`'shared'`). One event per change.
+   */
+  | { type: 'store'; state: 'local' | 'shared'; message: string; error?: string }
+
 export type EventSink = (event: MeterEvent) => void
 
 /** Calls the user's listener; a listener that throws never breaks a request or a flush. */

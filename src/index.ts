@@ -19,11 +19,14 @@ export type { MeterCore } from './meter.js'
 export type { NeutralApi, ReportOptions, ReserveDecision, ReserveOptions } from './neutral.js'
 export type { DecisionSource } from './enforcement/enforcer.js'
 export type {
+  DiscardReason,
+  FleetDeliveryStats,
   LeverLimit,
   PendingReport,
   Reservation,
   ReserveRequest,
   ReserveResult,
+  StoreContext,
   UsageKey,
   UsageStore,
 } from './enforcement/store.js'

@@ -2,6 +2,7 @@ import type { Middleware } from 'koa'
 import { Enforcer } from './enforcement/enforcer.js'
 import { MemoryUsageStore } from './enforcement/memory-store.js'
 import { LeverPeriods } from './enforcement/periods.js'
+import type { UsageStore } from './enforcement/store.js'
 import { PlanshipMeterError } from './errors.js'
 import { eventSink } from './events.js'
 import { createGate, type Gate } from './http/gate.js'
@@ -68,7 +69,18 @@ export function createCore<A extends unknown[]>(
     clock,
     instrument: telemetry?.client,
   })
-  const store =
+  config.store?.bind?.({
+    clock,
+    aggregationLagMs: config.cache.aggregationLagMs,
+    maxSnapshotAgeMs: config.cache.ttlMs + config.cache.maxStaleMs,
+    maxCustomers: config.cache.max,
+    maxPendingKeys: config.reporting.maxPendingKeys,
+    delivery: config.reporting.delivery,
+    planshipTimeoutMs: config.planship.timeoutMs,
+    log,
+    emit,
+  })
+  const store: UsageStore =
     config.store ??
     new MemoryUsageStore({
       aggregationLagMs: config.cache.aggregationLagMs,
@@ -99,6 +111,7 @@ export function createCore<A extends unknown[]>(
         await enforcer.drain(deadline) // requests still running commit their usage first
         const result = await reporter.close(deadline)
         client.close()
+        await store.close?.() // stops the store's timers; a client the user passed stays open
         await telemetry?.close()
         return result
       })()),
@@ -106,7 +119,12 @@ export function createCore<A extends unknown[]>(
       await client.getProduct()
     },
     planshipCalls: () => client.callCounts(),
-    deliveryStats: () => ({ ...reporter.stats(), backlogRefusals: enforcer.backlogRefusals }),
+    deliveryStats: () => {
+      const stats: DeliveryStats = { ...reporter.stats(), backlogRefusals: enforcer.backlogRefusals }
+      const fleet = store.fleetDeliveryStats?.()
+      if (fleet !== undefined) stats.fleet = fleet
+      return stats
+    },
   }
   return { core, gate, config, log }
 }

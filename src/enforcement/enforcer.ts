@@ -32,9 +32,10 @@ export interface EnforcerConfig {
 
 /**
  * Where a decision's data came from: a fresh or stale cached snapshot, or none at all, in which
- * case `failMode` decided.
+ * case `failMode` decided. `'local'`: a shared store (Redis) was unreachable, so this process
+ * decided from a cached snapshot and its own memory only.
  */
-export type DecisionSource = Freshness | 'fail-open' | 'fail-closed'
+export type DecisionSource = Freshness | 'fail-open' | 'fail-closed' | 'local'
 
 export type Denied =
   | { reason: 'quota'; lever: string | undefined; remaining: number; limit: number | undefined; cost: number }
@@ -248,7 +249,7 @@ export class Enforcer {
   }
 
   #decided(request: ConsumeRequest, entitlements: Cached<Entitlements>, result: ReserveResult): ConsumeDecision {
-    const source = entitlements.freshness
+    const source = 'local' in result && result.local === true ? 'local' : entitlements.freshness
     if (result.ok) {
       this.#open++
       const least = request.room === true ? result.least : undefined

@@ -1,3 +1,7 @@
+import type { EventSink } from '../events.js'
+import type { Log } from '../log.js'
+import type { Clock } from '../options.js'
+
 /** A value, or a promise of it: the in-memory store answers synchronously, a shared one may not. */
 export type MaybePromise<T> = T | PromiseLike<T>
 
@@ -31,11 +35,26 @@ export interface UsageStore {
    * Sending `report` failed and may succeed later: its units are pending again, not to be
    * taken by a `takePending(dueBy)` before `retryAt`; its key's failure count grows by one.
    */
-  restore(report: PendingReport, retryAt?: number): MaybePromise<void>
-  /** Planship rejected `report` for good: its units leave the store. */
-  discard(report: PendingReport): MaybePromise<void>
-  /** Units pending or being sent. */
+  restore(report: PendingReport, retryAt?: number, possiblyApplied?: boolean): MaybePromise<void>
+  /** Planship rejected `report` for good (or it is not sent again): its units leave the store. */
+  discard(report: PendingReport, reason?: DiscardReason): MaybePromise<void>
+  /** Units pending or being sent (by this process, for a shared store). */
   pendingUnits(): MaybePromise<number>
+  /**
+   * Called once by `createMeter` on a store the user passed, with what the meter knows: the
+   * clock, the bounds and where to log. A shared store needs them; the user passes only its client.
+   */
+  bind?(context: StoreContext): void
+  /**
+   * At the end of `close()`: what this process holds and nobody else will deliver, taken out of
+   * the store. Defaults to taking and discarding everything pending. A shared store leaves the
+   * fleet's usage where other replicas can deliver it.
+   */
+  takeUndelivered?(): MaybePromise<PendingReport[]>
+  /** Fleet-wide delivery totals, as last read by a shared store. */
+  fleetDeliveryStats?(): FleetDeliveryStats | undefined
+  /** Called by `close()` last: stop timers. Must not close a client the user owns. */
+  close?(): MaybePromise<void>
   /** Keys (customer × metering id × bucket) with units pending or being sent, for metrics. Optional. */
   pendingKeys?(): MaybePromise<number>
 }
@@ -46,6 +65,35 @@ export interface ReportBudget {
   /** Clock time: a key with no usage since then is idle. */
   idleBefore: number
 }
+
+/** What the meter hands a store it did not create (see {@link UsageStore.bind}). */
+export interface StoreContext {
+  clock: Clock
+  /** How long acknowledged usage may stay invisible in Planship's numbers, in ms. */
+  aggregationLagMs: number
+  /** How old a snapshot can be and still be used, in ms (cache ttl + max stale). */
+  maxSnapshotAgeMs: number
+  maxCustomers: number
+  maxPendingKeys: number
+  delivery: 'at-least-once' | 'at-most-once'
+  /** Budget of one call to Planship, in ms: a report POST never takes longer. */
+  planshipTimeoutMs: number
+  log: Log
+  emit: EventSink | undefined
+}
+
+/** Delivery totals summed over every process sharing a store. */
+export interface FleetDeliveryStats {
+  reports: number
+  reportedUnits: number
+  retries: number
+  possiblyDuplicatedUnits: number
+  possiblyLostUnits: number
+  rejectedUnits: number
+}
+
+/** Why a report leaves the store without being acknowledged. */
+export type DiscardReason = 'rejected' | 'possibly-lost' | 'undelivered'
 
 /** What usage is reported under: one report per key per flush. */
 export interface UsageKey {
@@ -81,14 +129,19 @@ export interface Reservation extends UsageKey {
   cost: number
 }
 
+/**
+ * `local`: a shared store could not be reached and this process decided alone, from its own
+ * memory and the same snapshot.
+ */
 export type ReserveResult =
   | {
       ok: true
       reservation: Reservation
       /** The limit with the least room once this reservation is made (for RateLimit headers); optional for a store. */
       least?: { lever: string; remaining: number }
+      local?: true
     }
-  | { ok: false; lever: string; /** Units left after local usage. */ remaining: number }
+  | { ok: false; lever: string; /** Units left after local usage. */ remaining: number; local?: true }
   /** Too much usage is waiting to be delivered to take a new key: the request is refused. */
   | { ok: false; backlog: true }
 

@@ -1,7 +1,7 @@
 import { isRetriable, mayHaveBeenApplied, PlanshipMeterError } from '../errors.js'
 import { fullJitterMs } from '../enforcement/backoff.js'
 import { describe } from '../enforcement/enforcer.js'
-import type { PendingReport, UsageStore } from '../enforcement/store.js'
+import type { FleetDeliveryStats, PendingReport, UsageStore } from '../enforcement/store.js'
 import type { EventSink } from '../events.js'
 import type { Log } from '../log.js'
 import type { Clock } from '../options.js'
@@ -39,6 +39,11 @@ export interface DeliveryStats {
   rejectedUnits: number
   /** Requests refused (503) because `reporting.maxPendingKeys` keys were waiting for delivery. */
   backlogRefusals: number
+  /**
+   * With a shared store (Redis): the same totals for every replica together, as last read from
+   * the store (after this process's latest flush pass).
+   */
+  fleet?: FleetDeliveryStats
 }
 
 /** What one flush did. */
@@ -163,8 +168,7 @@ export class Reporter {
       // Keys due within a moment of each other go out in one pass (one log line, not one each).
       dueBy = retryAt + COALESCE_MS
     }
-    const left = await this.#config.store.takePending()
-    for (const report of left) await this.#config.store.discard(report)
+    const left = await this.#takeUndelivered()
     const undelivered = [...left, ...refused]
     if (undelivered.length > 0) {
       const units = undelivered.reduce((sum, report) => sum + report.usage, 0)
@@ -172,6 +176,15 @@ export class Reporter {
       for (const report of left) this.#config.emit?.({ type: 'drop', report, reason: 'undelivered' })
     }
     return { undelivered }
+  }
+
+  /** What is left at the end of close(): a shared store keeps the fleet's usage for the others. */
+  async #takeUndelivered(): Promise<PendingReport[]> {
+    const { store } = this.#config
+    if (store.takeUndelivered !== undefined) return store.takeUndelivered()
+    const left = await store.takePending()
+    for (const report of left) await store.discard(report, 'undelivered')
+    return left
   }
 
   get closed(): boolean {
@@ -289,7 +302,7 @@ export class Reporter {
     const stats = this.#stats
     const fields = { ...report, error: describe(error) }
     if (!isRetriable(error)) {
-      await store.discard(report)
+      await store.discard(report, 'rejected')
       result.rejectedUnits += report.usage
       result.rejected.push(report)
       stats.rejectedUnits += report.usage
@@ -298,7 +311,7 @@ export class Reporter {
     }
     if (mayHaveBeenApplied(error)) {
       if (delivery === 'at-most-once') {
-        await store.discard(report)
+        await store.discard(report, 'possibly-lost')
         result.possiblyLostUnits += report.usage
         stats.possiblyLostUnits += report.usage
         this.#config.emit?.({ type: 'drop', report, reason: 'possibly-lost', error: fields.error })
@@ -309,7 +322,7 @@ export class Reporter {
     // Planship's Retry-After when it gave one, else exponential backoff with full jitter.
     const retryAfterMs = error instanceof PlanshipMeterError ? error.retryAfterMs : undefined
     const retryAt = clock.now() + (retryAfterMs ?? fullJitterMs(report.failures + 1))
-    await store.restore(report, retryAt)
+    await store.restore(report, retryAt, mayHaveBeenApplied(error))
     result.retainedUnits += report.usage
     stats.retries++
     this.#retryAts.push(retryAt)

@@ -1,0 +1,2 @@
+export { RedisUsageStore } from './store.js'
+export type { RedisUsageStoreOptions } from './options.js'

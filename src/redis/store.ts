@@ -1,0 +1,530 @@
+import { randomBytes } from 'node:crypto'
+import { describe } from '../enforcement/enforcer.js'
+import { MemoryUsageStore } from '../enforcement/memory-store.js'
+import type {
+  DiscardReason,
+  FleetDeliveryStats,
+  PendingReport,
+  Reservation,
+  ReserveRequest,
+  ReserveResult,
+  StoreContext,
+  UsageKey,
+  UsageStore,
+} from '../enforcement/store.js'
+import { PlanshipMeterError } from '../errors.js'
+import { RedisConnection } from './connection.js'
+import { tagOf } from './keys.js'
+import { Leases } from './lease.js'
+import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
+/** Every this many background passes, the whole index is swept, not only the `due` hint. */
+const FULL_SWEEP_EVERY = 10
+/** How long an op id is remembered to make a replay harmless, in ms. */
+const KEEP_OPS_MS = 3_600_000
+
+/** A mutation that may or may not have reached Redis: replayed, idempotently, until it answers. */
+export type Op =
+  | { kind: 'release'; tag: string; id: string }
+  | {
+      kind: 'commit'
+      tag: string
+      key: UsageKey
+      id: string
+      /** The state epoch of the reservation; absent for usage moved from this process's memory. */
+      ep: string | undefined
+      usage: number
+      /** Held in local memory meanwhile, so local decisions count these units. */
+      hold: Reservation | undefined
+      /** Usage taken from local memory: leaves it once Redis has it. */
+      report: PendingReport | undefined
+    }
+  | {
+      /** A script that is applied once however often it runs (a claim's settlement, a lease call). */
+      kind: 'script'
+      script: 'planshipMeterSettle' | 'planshipMeterLease'
+      tag: string
+      args: Record<string, unknown>
+    }
+
+interface Claim {
+  tag: string
+  cellId: string
+  token: string
+}
+
+/**
+ * A {@link UsageStore} on Redis: several replicas enforce one quota exactly and committed
+ * usage survives a replica's crash. Pass it as `createMeter({ store })`.
+ *
+ * Each customer's reservations, pending, claimed and acknowledged usage live in one key, changed
+ * only by Lua scripts (EVALSHA, EVAL on NOSCRIPT): check-and-reserve is one atomic step for the
+ * whole fleet. When Redis fails or is slower than `commandTimeoutMs`, decisions fall back to this
+ * process's memory with the same snapshot (`source: 'local'`), and usage committed meanwhile
+ * waits in memory until Redis answers again.
+ *
+ * @example
+ * import { Redis } from 'ioredis'
+ * const store = new RedisUsageStore({ client: new Redis(process.env.REDIS_URL) })
+ * const planship = createMeter({ ...options, store })
+ */
+export class RedisUsageStore implements UsageStore {
+  readonly #options: ResolvedRedisOptions
+  #redis: RedisConnection | undefined
+  /** This process, in reservation ids and claim tokens. */
+  readonly #rid = randomBytes(6).toString('base64url')
+  #seq = 0
+  #ctx: StoreContext | undefined
+  #local: MemoryUsageStore | undefined
+  readonly #remote = new WeakMap<Reservation, { tag: string; id: string; ep: string }>()
+  readonly #localReservations = new WeakSet<Reservation>()
+  readonly #claims = new WeakMap<PendingReport, Claim>()
+  #replay: Op[] = []
+  #mode: 'shared' | 'local' = 'shared'
+  #recovering: Promise<void> | undefined
+  #timer: NodeJS.Timeout | undefined
+  #passes = 0
+  #leases: Leases | undefined
+  #settleTimer: NodeJS.Timeout | undefined
+  #fleet: FleetDeliveryStats | undefined
+
+  constructor(options: RedisUsageStoreOptions) {
+    this.#options = resolveRedisOptions(options)
+  }
+
+  bind(context: StoreContext): void {
+    if (this.#ctx !== undefined) throw new TypeError('planship-meter/redis: a RedisUsageStore serves one meter')
+    this.#ctx = context
+    const { client, keyPrefix, commandTimeoutMs } = this.#options
+    this.#redis = new RedisConnection(client, keyPrefix, commandTimeoutMs, context.maxCustomers)
+    this.#local = new MemoryUsageStore({
+      aggregationLagMs: context.aggregationLagMs,
+      maxSnapshotAgeMs: context.maxSnapshotAgeMs,
+      maxCustomers: context.maxCustomers,
+      maxPendingKeys: context.maxPendingKeys,
+      clock: context.clock,
+    })
+    this.#timer = setInterval(() => void this.#tick(), this.#options.probeIntervalMs)
+    this.#timer.unref()
+    if (this.#options.leaseUnits > 0) {
+      this.#leases = new Leases({
+        redis: () => this.#redis!,
+        nextId: () => this.#nextId(),
+        common: () => this.#common(context),
+        replay: (tag, args) => this.#replay.push({ kind: 'script', script: 'planshipMeterLease', tag, args }),
+        failed: (error) => this.#toLocal(error),
+        maxUnits: this.#options.leaseUnits,
+        ttlMs: this.#options.reservationTtlMs,
+        settleMs: this.#options.settleIntervalMs,
+      })
+      this.#settleTimer = setInterval(() => {
+        if (this.#mode === 'shared' && this.#ready()) void this.#leases!.settle()
+      }, this.#options.settleIntervalMs)
+      this.#settleTimer.unref()
+    }
+  }
+
+  /** Whether decisions are taken in Redis (`'shared'`) or, Redis failing, in this process (`'local'`). */
+  get mode(): 'shared' | 'local' {
+    return this.#mode
+  }
+
+  async reserve(request: ReserveRequest): Promise<ReserveResult> {
+    const ctx = this.#bound()
+    if (!this.#shared()) return this.#reserveLocally(request)
+    if (this.#leases !== undefined) {
+      const leased = await this.#leases.reserve(request)
+      if (leased === undefined) return this.#reserveLocally(request)
+      if (leased !== 'exact') return leased
+    }
+    const tag = tagOf(request.customerId)
+    const id = this.#nextId()
+    try {
+      await this.#redis!.ensureIndexed(tag)
+      const answer = await this.#redis!.run<{ ok: boolean; ep?: string; lever?: string; remaining?: number }>(
+        'planshipMeterReserve',
+        tag,
+        {
+          cid: request.customerId,
+          epoch: this.#nextId(),
+          id,
+          m: request.meteringId,
+          b: request.bucket,
+          cost: request.cost,
+          lims: request.limits.map((limit) => ({
+            l: limit.lever,
+            rem: limit.remaining,
+            ids: limit.meteringIds,
+            pb: limit.perBucket,
+          })),
+          sa: request.snapshotAt,
+          ra: request.receivedAt ?? request.snapshotAt,
+          ttl: this.#options.reservationTtlMs,
+          ...this.#common(ctx),
+        },
+      )
+      if (!answer.ok) return { ok: false, lever: answer.lever ?? '', remaining: answer.remaining ?? 0 }
+      const { customerId, meteringId, bucket, cost } = request
+      const reservation: Reservation = { customerId, meteringId, bucket, cost }
+      this.#remote.set(reservation, { tag, id, ep: answer.ep ?? '' })
+      return { ok: true, reservation }
+    } catch (error) {
+      // It may still run later: the release makes sure its units come back before the TTL.
+      this.#replay.push({ kind: 'release', tag, id })
+      this.#toLocal(error)
+      return this.#reserveLocally(request)
+    }
+  }
+
+  /** Commits of this process not answered yet: a flush waits for them, as it would in memory. */
+  readonly #committing = new Set<Promise<void>>()
+
+  commit(reservation: Reservation, usage: number): Promise<void> {
+    const committing = this.#commit(reservation, usage).finally(() => this.#committing.delete(committing))
+    this.#committing.add(committing)
+    return committing
+  }
+
+  async #commit(reservation: Reservation, usage: number): Promise<void> {
+    const local = this.#bound() && this.#local!
+    if (this.#localReservations.has(reservation)) return local.commit(reservation, usage)
+    if (this.#leases?.commit(reservation, usage) === true) return
+    const remote = this.#remote.get(reservation)
+    if (remote === undefined) throw new TypeError('planship-meter/redis: not a reservation of this store')
+    const { customerId, meteringId, bucket } = reservation
+    const op: Op = {
+      kind: 'commit',
+      tag: remote.tag,
+      key: { customerId, meteringId, bucket },
+      id: remote.id,
+      ep: remote.ep,
+      usage,
+      hold: undefined,
+      report: undefined,
+    }
+    if (await this.#applied(op)) return
+    // Kept here until Redis answers; meanwhile the units count in this process's decisions.
+    const hold = local.reserve({ customerId, meteringId, bucket, cost: usage, limits: [], snapshotAt: 0 })
+    if (hold.ok) op.hold = hold.reservation
+    this.#replay.push(op)
+  }
+
+  async release(reservation: Reservation): Promise<void> {
+    const local = this.#bound() && this.#local!
+    if (this.#localReservations.has(reservation)) return local.release(reservation)
+    if (this.#leases?.release(reservation) === true) return
+    const remote = this.#remote.get(reservation)
+    if (remote === undefined) return
+    const op: Op = { kind: 'release', tag: remote.tag, id: remote.id }
+    if (!(await this.#applied(op))) this.#replay.push(op)
+  }
+
+  /**
+   * Claims the fleet's pending usage (any replica's), key by key, under a send lease. Usage
+   * committed while Redis was down is moved there first. Nothing while Redis is unreachable.
+   */
+  async takePending(dueBy?: number): Promise<PendingReport[]> {
+    const ctx = this.#bound()
+    if (this.#committing.size > 0) await Promise.allSettled([...this.#committing])
+    if (!this.#shared()) return []
+    await this.#leases?.settle()
+    await this.#recover()
+    if (this.#isLocal()) return []
+    const full = dueBy === undefined || ++this.#passes % FULL_SWEEP_EVERY === 0
+    const reports: PendingReport[] = []
+    const redis = this.#redis!
+    try {
+      const tags = await redis.indexed(full)
+      const token = this.#nextId()
+      const answers = await Promise.all(
+        tags.map(({ tag }) =>
+          redis.run<TakeAnswer>('planshipMeterTake', tag, {
+            token,
+            dueBy: dueBy ?? -1,
+            lease: this.#options.sendLeaseMs,
+            alo: ctx.delivery === 'at-least-once',
+            ...this.#common(ctx),
+          }),
+        ),
+      )
+      const takeovers = { possiblyDuplicatedUnits: 0, possiblyLostUnits: 0 }
+      const cleanup: Promise<unknown>[] = []
+      answers.forEach((answer, i) => {
+        const { tag, score } = tags[i]!
+        if (answer.gone === true) {
+          cleanup.push(redis.unmarkDue(tag))
+          const forgetting = full ? redis.forget(tag, score) : undefined
+          if (forgetting !== undefined) cleanup.push(forgetting)
+          return
+        }
+        takeovers.possiblyDuplicatedUnits += answer.dup ?? 0
+        takeovers.possiblyLostUnits += answer.lost ?? 0
+        // Lua's cjson writes an empty table as {}.
+        const cells = Array.isArray(answer.out) ? answer.out : []
+        for (const cell of cells) {
+          const report: PendingReport = {
+            customerId: answer.cid!,
+            meteringId: cell.m,
+            bucket: cell.b,
+            usage: cell.u,
+            failures: cell.f,
+          }
+          this.#claims.set(report, { tag, cellId: cell.id, token })
+          reports.push(report)
+        }
+        if (answer.idle === true && cells.length === 0) cleanup.push(redis.unmarkDue(tag))
+      })
+      if (takeovers.possiblyDuplicatedUnits + takeovers.possiblyLostUnits > 0) {
+        ctx.log.warn('took over usage whose sender stopped before its lease ran out', takeovers)
+        cleanup.push(this.#count(takeovers))
+      }
+      cleanup.push(redis.fleetStats().then((stats) => (this.#fleet = stats)))
+      await redis.call(Promise.all(cleanup), 'index cleanup').catch(() => {})
+    } catch (error) {
+      this.#toLocal(error)
+    }
+    return reports
+  }
+
+  async acknowledge(report: PendingReport, at: number): Promise<void> {
+    await this.#settle(report, { op: 'ack', sentAt: report.sentAt, at })
+    await this.#count({ reports: 1, reportedUnits: report.usage })
+  }
+
+  async restore(report: PendingReport, retryAt = 0, possiblyApplied = false): Promise<void> {
+    await this.#settle(report, { op: 'restore', failures: report.failures, retryAt })
+    const duplicated = possiblyApplied && this.#ctx?.delivery === 'at-least-once' ? report.usage : 0
+    await this.#count({ retries: 1, possiblyDuplicatedUnits: duplicated })
+  }
+
+  async discard(report: PendingReport, reason?: DiscardReason): Promise<void> {
+    await this.#settle(report, { op: 'discard' })
+    if (reason === 'rejected') await this.#count({ rejectedUnits: report.usage })
+    if (reason === 'possibly-lost') await this.#count({ possiblyLostUnits: report.usage })
+  }
+
+  /** Units this process holds: committed while Redis was down, or not yet known to be in Redis. */
+  pendingUnits(): number {
+    let units = (this.#local?.pendingUnits() ?? 0) + (this.#leases?.unsettledUsage() ?? 0)
+    for (const op of this.#replay) if (op.kind === 'commit' && op.report === undefined) units += op.usage
+    return units
+  }
+
+  /** At close: moves what it can to Redis (other replicas deliver it); the rest goes to the app. */
+  async takeUndelivered(): Promise<PendingReport[]> {
+    const local = this.#local
+    if (local === undefined) return []
+    if (this.#ready()) {
+      await this.#leases?.settle(true) // unused slices go back to the fleet
+      await this.#recover()
+    }
+    const left = local.takePending()
+    for (const report of left) local.discard(report)
+    const unsure = this.#replay.filter((op) => op.kind === 'commit' && op.report === undefined).length
+    if (unsure > 0) {
+      this.#ctx?.log.error(`close(): ${unsure} usage commits may or may not have reached Redis before it failed`)
+    }
+    return left
+  }
+
+  fleetDeliveryStats(): FleetDeliveryStats | undefined {
+    return this.#fleet
+  }
+
+  close(): void {
+    clearInterval(this.#timer)
+    clearInterval(this.#settleTimer)
+    this.#redis?.close()
+  }
+
+  #bound(): StoreContext {
+    if (this.#ctx === undefined) {
+      throw new PlanshipMeterError('STORE_NOT_BOUND', 'pass the RedisUsageStore to createMeter({ store }) first')
+    }
+    return this.#ctx
+  }
+
+  /** Whether to use Redis now: not after a failure (until a probe succeeds), nor while disconnected. */
+  #shared(): boolean {
+    if (this.#mode === 'local') return false
+    if (this.#ready()) return true
+    const status = this.#redis!.client.status
+    this.#toLocal(new PlanshipMeterError('STORE_TIMEOUT', `Redis is not connected (${status})`))
+    return false
+  }
+
+  /** A method, so that TypeScript does not narrow the mode across an await. */
+  #isLocal(): boolean {
+    return this.#mode === 'local'
+  }
+
+  #ready(): boolean {
+    return this.#redis?.ready() === true
+  }
+
+  #nextId(): string {
+    return `${this.#rid}.${(this.#seq++).toString(36)}`
+  }
+
+  #common(ctx: StoreContext) {
+    return {
+      now: ctx.clock.now(),
+      lag: ctx.aggregationLagMs,
+      keep: ctx.maxSnapshotAgeMs,
+      keepOps: KEEP_OPS_MS,
+      idleTtl: ctx.aggregationLagMs + ctx.maxSnapshotAgeMs + this.#options.reservationTtlMs,
+    }
+  }
+
+  #reserveLocally(request: ReserveRequest): ReserveResult {
+    const result = this.#local!.reserve(request)
+    if ('backlog' in result) return result
+    if (result.ok) this.#localReservations.add(result.reservation)
+    return { ...result, local: true }
+  }
+
+  /** Runs one mutation in Redis; throws when Redis did not answer (it may or may not have run). */
+  async #apply(op: Op): Promise<void> {
+    const ctx = this.#bound()
+    const redis = this.#redis!
+    if (op.kind === 'release') {
+      await redis.run('planshipMeterRelease', op.tag, { id: op.id, ...this.#common(ctx) })
+      return
+    }
+    if (op.kind === 'script') {
+      await redis.ensureIndexed(op.tag)
+      const answer = await redis.run<{ due?: boolean }>(op.script, op.tag, { ...op.args, ...this.#common(ctx) })
+      if (answer.due === true) await redis.markDue(op.tag)
+      return
+    }
+    await redis.ensureIndexed(op.tag)
+    const answer = await redis.run<{ due: boolean }>('planshipMeterCommit', op.tag, {
+      cid: op.key.customerId,
+      epoch: this.#nextId(),
+      id: op.id,
+      ep: op.ep,
+      m: op.key.meteringId,
+      b: op.key.bucket,
+      usage: op.usage,
+      ...this.#common(ctx),
+    })
+    if (answer.due) await redis.markDue(op.tag)
+  }
+
+  async #settle(report: PendingReport, args: Record<string, unknown>): Promise<void> {
+    const claim = this.#claims.get(report)
+    if (claim === undefined) return
+    this.#claims.delete(report)
+    const op: Op = {
+      kind: 'script',
+      script: 'planshipMeterSettle',
+      tag: claim.tag,
+      args: { ...args, id: claim.cellId, token: claim.token },
+    }
+    // Else replayed later; if the lease runs out first, another replica takes the units over.
+    if (!(await this.#applied(op))) this.#replay.push(op)
+  }
+
+  /** Applies `op` in Redis if it is usable; false (and local decisions from now) if not. */
+  async #applied(op: Op): Promise<boolean> {
+    if (!this.#shared()) return false
+    try {
+      await this.#apply(op)
+      return true
+    } catch (error) {
+      this.#toLocal(error)
+      return false
+    }
+  }
+
+  /** Adds to the fleet's delivery totals, and keeps the totals Redis answers with. */
+  async #count(fields: Partial<Record<keyof FleetDeliveryStats, number>>): Promise<void> {
+    const stats = await this.#redis?.count(fields)
+    if (stats !== undefined) this.#fleet = stats
+  }
+
+  /** Every probe interval: try Redis again after a failure, and move local usage there. */
+  async #tick(): Promise<void> {
+    if (!this.#ready()) return
+    if (this.#mode === 'local') {
+      try {
+        await this.#redis!.call(this.#redis!.client.ping(), 'PING')
+      } catch {
+        return
+      }
+    } else if (this.#replay.length === 0 && (this.#local?.pendingUnits() ?? 0) === 0) {
+      return
+    }
+    await this.#recover()
+  }
+
+  /** Replays what Redis may have missed, then moves usage committed in memory; one at a time. */
+  #recover(): Promise<void> {
+    this.#recovering ??= this.#replayAll().finally(() => {
+      this.#recovering = undefined
+    })
+    return this.#recovering
+  }
+
+  async #replayAll(): Promise<void> {
+    const local = this.#local!
+    try {
+      while (this.#replay.length > 0) {
+        const op = this.#replay[0]!
+        await this.#apply(op)
+        this.#replay.shift()
+        if (op.kind === 'commit' && op.hold !== undefined) local.release(op.hold)
+        if (op.kind === 'commit' && op.report !== undefined) local.discard(op.report)
+      }
+      for (const report of local.takePending()) {
+        const { customerId, meteringId, bucket } = report
+        // A fresh id: applied once, however often it is replayed.
+        this.#replay.push({
+          kind: 'commit',
+          tag: tagOf(customerId),
+          key: { customerId, meteringId, bucket },
+          id: this.#nextId(),
+          ep: undefined,
+          usage: report.usage,
+          hold: undefined,
+          report,
+        })
+      }
+      while (this.#replay.length > 0) {
+        const op = this.#replay[0]!
+        await this.#apply(op)
+        this.#replay.shift()
+        if (op.kind === 'commit' && op.report !== undefined) local.discard(op.report)
+      }
+      this.#toShared()
+    } catch (error) {
+      this.#toLocal(error)
+    }
+  }
+
+  #toLocal(error: unknown): void {
+    if (this.#mode === 'local') return
+    this.#mode = 'local'
+    const ctx = this.#ctx!
+    const message = 'Redis is not answering: deciding from this process’s memory until it does'
+    ctx.log.warn(message, { error: describe(error) })
+    ctx.emit?.({ type: 'store', state: 'local', message, error: describe(error) })
+  }
+
+  #toShared(): void {
+    if (this.#mode === 'shared') return
+    this.#mode = 'shared'
+    const ctx = this.#ctx!
+    const message = 'Redis answers again: decisions are shared across replicas'
+    ctx.log.warn(message)
+    ctx.emit?.({ type: 'store', state: 'shared', message })
+  }
+}
+
+interface TakeAnswer {
+  gone?: boolean
+  cid?: string
+  out: { id: string; m: string; b?: string; u: number; f: number }[]
+  dup?: number
+  lost?: number
+  idle?: boolean
+}

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
+import Koa from 'koa'
+import request from 'supertest'
+import { createMeter, type PlanshipState } from '../../src/index.js'
+import { RedisUsageStore } from '../../src/redis/index.js'
+import { type Harness, startHarness } from '../helpers/harness.js'
+import { boundStore, connected, redisClient, uniquePrefix } from './support.js'
+
+describe('RedisUsageStore', () => {
+  let client: Redis
+  let h: Harness
+
+  before(async () => {
+    client = await connected(redisClient())
+    h = await startHarness()
+  })
+  after(async () => {
+    await h.close()
+    await client.quit()
+  })
+
+  it('refuses invalid options with a TypeError naming the option', () => {
+    assert.throws(() => new RedisUsageStore({} as never), { name: 'TypeError', message: /`client`/ })
+    assert.throws(() => new RedisUsageStore({ client: {} as never }), { name: 'TypeError', message: /`client`/ })
+    for (const option of ['commandTimeoutMs', 'reservationTtlMs', 'sendLeaseMs', 'probeIntervalMs']) {
+      assert.throws(() => new RedisUsageStore({ client, [option]: 0 }), {
+        name: 'TypeError',
+        message: new RegExp(`\`${option}\` must be a positive integer`),
+      })
+    }
+    assert.throws(() => new RedisUsageStore({ client, keyPrefix: 3 as never }), { message: /`keyPrefix`/ })
+  })
+
+  it('says so when used before createMeter bound it', async () => {
+    const store = new RedisUsageStore({ client })
+    await assert.rejects(
+      Promise.resolve().then(() =>
+        store.reserve({ customerId: 'c', meteringId: 'm', bucket: undefined, cost: 1, limits: [], snapshotAt: 0 }),
+      ),
+      { code: 'STORE_NOT_BOUND' },
+    )
+  })
+
+  it('keeps every key of a customer under one hash tag without the id in clear, braces included', async () => {
+    const keyPrefix = uniquePrefix('keys')
+    const { store } = boundStore({ client, keyPrefix })
+    const customerId = 'stripe:{cus_1}@example.com'
+    const result = await store.reserve({
+      customerId,
+      meteringId: 'api-call',
+      bucket: undefined,
+      cost: 1,
+      limits: [],
+      snapshotAt: 0,
+    })
+    assert.ok(result.ok)
+    await store.commit(result.reservation, 1)
+    const keys = await client.keys(`${keyPrefix}*`)
+    const customerKeys = keys.filter((key) => !key.includes('{ix}'))
+    assert.equal(customerKeys.length, 1)
+    assert.match(customerKeys[0]!, /^pmtest:keys:[0-9a-f]+:\{[A-Za-z0-9_-]{27}\}:u$/)
+    assert.ok(!customerKeys[0]!.includes('cus_1'))
+    const reports = await store.takePending()
+    assert.deepEqual(
+      reports.map((r) => [r.customerId, r.usage]),
+      [[customerId, 1]],
+    )
+    store.close()
+  })
+
+  for (const delivery of ['at-least-once', 'at-most-once'] as const) {
+    it(`takes over usage whose sender died once its lease ends, counted exactly (${delivery})`, async () => {
+      const keyPrefix = uniquePrefix(`takeover-${delivery}`)
+      const options = { client, keyPrefix, sendLeaseMs: 300 }
+      const dead = boundStore(options, { delivery }).store
+      const survivor = boundStore(options, { delivery }).store
+      const reserved = await dead.reserve({
+        customerId: 'c',
+        meteringId: 'api-call',
+        bucket: undefined,
+        cost: 5,
+        limits: [],
+        snapshotAt: 0,
+      })
+      assert.ok(reserved.ok)
+      await dead.commit(reserved.reservation, 5)
+      assert.equal((await dead.takePending()).length, 1, 'claimed, and never settled: the sender "dies"')
+      assert.deepEqual(await survivor.takePending(), [], 'the lease holds')
+      await sleep(400)
+      const taken = await survivor.takePending()
+      const fleet = survivor.fleetDeliveryStats()
+      if (delivery === 'at-least-once') {
+        assert.deepEqual(
+          taken.map((r) => r.usage),
+          [5],
+        )
+        assert.equal(fleet?.possiblyDuplicatedUnits, 5)
+      } else {
+        assert.deepEqual(taken, [])
+        assert.equal(fleet?.possiblyLostUnits, 5)
+      }
+      dead.close()
+      survivor.close()
+    })
+  }
+
+  it('two meters sharing one Redis admit exactly the allowance under 60 concurrent requests', async () => {
+    const keyPrefix = uniquePrefix('twometers')
+    const meters = [0, 1].map(() => createMeter({ ...h.options, store: new RedisUsageStore({ client, keyPrefix }) }))
+    const callbacks = meters.map((meter) => {
+      const app = new Koa<PlanshipState>()
+      app.use(meter.consume('api-call'))
+      app.use((ctx) => {
+        ctx.body = 'ok'
+      })
+      return app.callback()
+    })
+    // free-customer: 100 api calls.
+    const statuses = await Promise.all(
+      Array.from({ length: 130 }, async (_, i) => {
+        const response = await request(callbacks[i % 2]!)
+          .post('/')
+          .set('x-customer-id', 'free-customer')
+        return response.status
+      }),
+    )
+    assert.equal(statuses.filter((status) => status === 200).length, 100)
+    await meters[1]!.flush() // delivers the other meter's usage too
+    assert.equal(h.emu.recordedUsage({ customerId: 'free-customer' }), 100)
+    assert.equal(meters[1]!.deliveryStats().fleet?.reportedUnits, 100)
+    for (const meter of meters) await meter.close()
+    assert.equal(client.status, 'ready', 'meter.close() leaves the user’s client open')
+    assert.equal(await client.ping(), 'PONG')
+  })
+})
