@@ -79,6 +79,7 @@ export function createCore<A extends unknown[]>(
     planshipTimeoutMs: config.planship.timeoutMs,
     log,
     emit,
+    recordCall: telemetry === undefined ? undefined : (...call) => telemetry.storeCall(...call),
   })
   const store: UsageStore =
     config.store ??

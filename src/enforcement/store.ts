@@ -80,6 +80,8 @@ export interface StoreContext {
   planshipTimeoutMs: number
   log: Log
   emit: EventSink | undefined
+  /** Reports how long one call to a shared store took (`error` when it failed), for metrics. */
+  recordCall?: ((operation: string, durationMs: number, error?: string) => void) | undefined
 }
 
 /** Delivery totals summed over every process sharing a store. */

@@ -1,3 +1,5 @@
+import { PlanshipMeterError } from '../errors.js'
+import type { StoreContext } from '../enforcement/store.js'
 import type { Cluster, Redis } from 'ioredis'
 import type { FleetDeliveryStats } from '../enforcement/store.js'
 import { withDeadline } from './deadline.js'
@@ -23,8 +25,17 @@ export class RedisConnection {
   /** When this process last wrote each customer's index entry. */
   readonly #indexedAt = new Map<string, number>()
 
-  constructor(client: Redis | Cluster, keyPrefix: string, timeoutMs: number, maxIndexed: number) {
+  readonly #record: StoreContext['recordCall']
+
+  constructor(
+    client: Redis | Cluster,
+    keyPrefix: string,
+    timeoutMs: number,
+    maxIndexed: number,
+    record?: StoreContext['recordCall'],
+  ) {
     this.client = client
+    this.#record = record
     this.#keys = keyLayout(keyPrefix)
     this.#timeoutMs = timeoutMs
     this.#maxIndexed = maxIndexed
@@ -57,9 +68,21 @@ export class RedisConnection {
     return this.client.status === 'ready'
   }
 
-  /** One Redis call under the deadline. */
+  /** One Redis call under the deadline, timed for metrics when the meter asks. */
   call<T>(promise: Promise<T>, what: string): Promise<T> {
-    return withDeadline(promise, this.#timeoutMs, what)
+    const record = this.#record
+    if (record === undefined) return withDeadline(promise, this.#timeoutMs, what)
+    const startedAt = performance.now()
+    return withDeadline(promise, this.#timeoutMs, what).then(
+      (value) => {
+        record(what, performance.now() - startedAt)
+        return value
+      },
+      (error: unknown) => {
+        record(what, performance.now() - startedAt, errorType(error))
+        throw error
+      },
+    )
   }
 
   /** Runs a script on the customer's state key, with its arguments as one JSON value. */
@@ -139,4 +162,10 @@ function fleetStats(raw: Record<string, string>): FleetDeliveryStats {
     possiblyLostUnits: read('possiblyLostUnits'),
     rejectedUnits: read('rejectedUnits'),
   }
+}
+
+/** A low-cardinality name for a failed call: our timeout, or the client's error name. */
+function errorType(error: unknown): string {
+  if (error instanceof PlanshipMeterError) return error.code === 'STORE_TIMEOUT' ? 'timeout' : error.code
+  return error instanceof Error ? error.name : 'unknown'
 }

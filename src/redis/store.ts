@@ -95,7 +95,7 @@ export class RedisUsageStore implements UsageStore {
     if (this.#ctx !== undefined) throw new TypeError('planship-meter/redis: a RedisUsageStore serves one meter')
     this.#ctx = context
     const { client, keyPrefix, commandTimeoutMs } = this.#options
-    this.#redis = new RedisConnection(client, keyPrefix, commandTimeoutMs, context.maxCustomers)
+    this.#redis = new RedisConnection(client, keyPrefix, commandTimeoutMs, context.maxCustomers, context.recordCall)
     this.#local = new MemoryUsageStore({
       aggregationLagMs: context.aggregationLagMs,
       maxSnapshotAgeMs: context.maxSnapshotAgeMs,

@@ -46,6 +46,8 @@ export interface Telemetry {
   onEvent(event: MeterEvent): void
   /** Spans and durations of every Planship call. */
   client: ClientInstrumentation
+  /** Records one call to a shared store (Redis): its duration and, when it failed, why. */
+  storeCall(operation: string, durationMs: number, error?: string): void
   /** Starts observing the meter's store, reporter and circuit breaker. */
   observe(parts: ObservedParts): void
   /** After `close()`: the gauges keep their final values and let go of the meter's parts. */
@@ -83,7 +85,14 @@ export function createTelemetry(): Telemetry | undefined {
     counter('planship_meter.units.dropped', 'Usage units that left the meter unacknowledged, by outcome', '{unit}'),
   )
   const reports = new Tally(counter('planship_meter.reports', 'Usage report POSTs, by outcome', '{report}'))
-  const tallies = [decisions, denials, admitted, reported, dropped, reports]
+  const fallbacks = new Tally(
+    counter(
+      'planship_meter.store.fallbacks',
+      'Times a shared store (Redis) failed and decisions fell back to local memory',
+      '{fallback}',
+    ),
+  )
+  const tallies = [decisions, denials, admitted, reported, dropped, reports, fallbacks]
   const duplicated = counter(
     'planship_meter.units.possibly_duplicated',
     'Usage units sent again after an attempt that may have been applied (at-least-once)',
@@ -108,6 +117,13 @@ export function createTelemetry(): Telemetry | undefined {
     unit: 's',
     advice: { explicitBucketBoundaries: DURATION_BUCKETS },
   })
+
+  const storeDuration = meter.createHistogram('planship_meter.store.duration', {
+    description: 'Duration of calls to a shared store (Redis), by operation',
+    unit: 's',
+    advice: { explicitBucketBoundaries: STORE_BUCKETS },
+  })
+  const storeAttributes = new Map<string, OtelApi.Attributes>()
 
   const outcome = (value: string) => [value, () => ({ 'planship_meter.report.outcome': value })] as const
   let read: (() => Promise<Observed>) | undefined
@@ -160,9 +176,23 @@ export function createTelemetry(): Telemetry | undefined {
           reports.add(1, ...outcome(DROP_OUTCOMES[event.reason]))
           dropped.add(event.report.usage, ...outcome(DROP_OUTCOMES[event.reason]))
           return
+        case 'store':
+          if (event.state === 'local') fallbacks.add(1, '', () => ({}))
+          return
         case 'error':
           return
       }
+    },
+
+    storeCall(operation, durationMs, error) {
+      const key = `${operation}\u0000${error ?? ''}`
+      let attributes = storeAttributes.get(key)
+      if (attributes === undefined) {
+        attributes = { 'planship_meter.store.operation': operation }
+        if (error !== undefined) attributes['error.type'] = error
+        storeAttributes.set(key, attributes)
+      }
+      storeDuration.record(durationMs / 1000, attributes)
     },
 
     client: clientInstrumentation(api, tracer, duration),
@@ -186,6 +216,9 @@ export function createTelemetry(): Telemetry | undefined {
     },
   }
 }
+
+/** Redis answers in well under a millisecond on a LAN; the store's deadline is ~50 ms. */
+const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]
 
 /**
  * A count per attribute set, kept in a plain number and handed to the SDK when it collects.
