@@ -29,6 +29,8 @@ export interface RefreshingCacheConfig<V> {
   breaker: CircuitBreaker
   /** Called when a background refresh fails; the stale value keeps being served. */
   onRefreshError: (key: string, error: unknown) => void
+  /** Loads through a copy shared with other processes (a shared store), timestamps included. */
+  shared?: ((key: string, load: () => Promise<V>) => Promise<Snapshot<V>>) | undefined
 }
 
 /**
@@ -87,11 +89,13 @@ export class RefreshingCache<V> {
     if (this.#backingOff(key, fetchedAt)) return Promise.reject(this.#failures.get(key)?.error)
     const refusal = this.#config.breaker.begin()
     if (refusal !== undefined) return Promise.reject(refusal)
-    pending = this.#config
-      .load(key)
+    const load = () => this.#config.load(key)
+    const loading =
+      this.#config.shared?.(key, load) ??
+      load().then((value) => ({ value, fetchedAt, receivedAt: this.#config.clock.now() }))
+    pending = loading
       .then(
-        (value) => {
-          const snapshot = { value, fetchedAt, receivedAt: this.#config.clock.now() }
+        (snapshot) => {
           this.#lru.set(key, { fresh: { snapshot, freshness: 'fresh' }, stale: { snapshot, freshness: 'stale' } })
           this.#failures.delete(key)
           this.#config.breaker.success()

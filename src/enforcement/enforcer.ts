@@ -123,8 +123,27 @@ export class Enforcer {
         config.emit?.({ type: 'error', message, error: describe(error) })
       },
     }
-    this.#entitlements = new RefreshingCache({ ...common, load: (customerId) => this.#loadEntitlements(customerId) })
-    this.#usage = new RefreshingCache({ ...common, load: (key) => this.#loadUsage(key) })
+    const { store } = config
+    this.#entitlements = new RefreshingCache({
+      ...common,
+      load: (customerId) => this.#loadEntitlements(customerId),
+      // With a shared store, one process of the fleet reads Planship per ttlMs, the others its copy.
+      shared:
+        store.sharedRead &&
+        ((customerId, load) => store.sharedRead!({ customerId, name: 'entitlements' }, config.ttlMs, load)),
+    })
+    this.#usage = new RefreshingCache({
+      ...common,
+      load: (key) => this.#loadUsage(key),
+      shared:
+        store.sharedRead &&
+        (async (key, load) => {
+          const [customerId = '', meteringId = ''] = key.split('\u0000')
+          const snapshot = await store.sharedRead!({ customerId, name: `usage:${meteringId}` }, config.ttlMs, load)
+          this.#learn(meteringId, Object.keys(snapshot.value)) // a copy teaches the levers as a read does
+          return snapshot
+        }),
+    })
   }
 
   /**

@@ -55,6 +55,12 @@ export interface UsageStore {
   fleetDeliveryStats?(): FleetDeliveryStats | undefined
   /** Called by `close()` last: stop timers. Must not close a client the user owns. */
   close?(): MaybePromise<void>
+  /**
+   * Reads Planship data through a copy the fleet shares: `load` (a Planship call) runs in one
+   * process at a time, and a copy younger than `ttlMs` is used as it is, with the time it was
+   * fetched. Without this method every process reads Planship for itself.
+   */
+  sharedRead?<V>(key: SharedReadKey, ttlMs: number, load: () => Promise<V>): Promise<SharedSnapshot<V>>
   /** Keys (customer × metering id × bucket) with units pending or being sent, for metrics. Optional. */
   pendingKeys?(): MaybePromise<number>
 }
@@ -64,6 +70,20 @@ export interface ReportBudget {
   busy: number
   /** Clock time: a key with no usage since then is idle. */
   idleBefore: number
+}
+
+/** Which Planship data: a customer's entitlements, or its usage of one metering id. */
+export interface SharedReadKey {
+  customerId: string
+  /** `'entitlements'` or `'usage:<meteringId>'`. */
+  name: string
+}
+
+/** Planship data and when it was fetched (the fetch's start) and answered. */
+export interface SharedSnapshot<V> {
+  value: V
+  fetchedAt: number
+  receivedAt: number
 }
 
 /** What the meter hands a store it did not create (see {@link UsageStore.bind}). */

@@ -19,7 +19,7 @@ type Command = (...args: unknown[]) => Promise<unknown>
  */
 export class RedisConnection {
   readonly client: Redis | Cluster
-  readonly #keys: KeyLayout
+  readonly keys: KeyLayout
   readonly #timeoutMs: number
   readonly #maxIndexed: number
   /** When this process last wrote each customer's index entry. */
@@ -36,7 +36,7 @@ export class RedisConnection {
   ) {
     this.client = client
     this.#record = record
-    this.#keys = keyLayout(keyPrefix)
+    this.keys = keyLayout(keyPrefix)
     this.#timeoutMs = timeoutMs
     this.#maxIndexed = maxIndexed
     // ioredis's defineCommand sends EVALSHA, and EVAL when the node answers NOSCRIPT.
@@ -88,7 +88,7 @@ export class RedisConnection {
   /** Runs a script on the customer's state key, with its arguments as one JSON value. */
   async run<T>(script: ScriptName, tag: string, args: Record<string, unknown>): Promise<T> {
     const command = this.#command(script)
-    const answer = await this.call(command.call(this.client, this.#keys.customer(tag), JSON.stringify(args)), script)
+    const answer = await this.call(command.call(this.client, this.keys.customer(tag), JSON.stringify(args)), script)
     return JSON.parse(answer as string) as T
   }
 
@@ -100,7 +100,7 @@ export class RedisConnection {
     const now = Date.now()
     const at = this.#indexedAt.get(tag)
     if (at !== undefined && now - at < INDEX_REFRESH_MS) return
-    await this.call(this.client.zadd(this.#keys.all, 'GT', now, tag), 'ZADD')
+    await this.call(this.client.zadd(this.keys.all, 'GT', now, tag), 'ZADD')
     this.#indexedAt.delete(tag)
     this.#indexedAt.set(tag, now)
     if (this.#indexedAt.size > this.#maxIndexed) this.#indexedAt.delete(this.#indexedAt.keys().next().value!)
@@ -108,7 +108,7 @@ export class RedisConnection {
 
   /** Customers to look at: all of them, or those the `due` hint names. Scores are wall-clock ms. */
   async indexed(all: boolean): Promise<{ tag: string; score: number }[]> {
-    const index = all ? this.#keys.all : this.#keys.due
+    const index = all ? this.keys.all : this.keys.due
     const listed = await this.call(this.client.zrange(index, '0', '-1', 'WITHSCORES'), 'ZRANGE')
     const tags: { tag: string; score: number }[] = []
     for (let i = 0; i + 1 < listed.length; i += 2) tags.push({ tag: listed[i]!, score: Number(listed[i + 1]) })
@@ -117,18 +117,18 @@ export class RedisConnection {
 
   /** A hint for the next flush pass; a full pass finds the usage even if this is lost. */
   markDue(tag: string): Promise<unknown> {
-    return this.call(this.client.zadd(this.#keys.due, Date.now(), tag), 'ZADD').catch(() => {})
+    return this.call(this.client.zadd(this.keys.due, Date.now(), tag), 'ZADD').catch(() => {})
   }
 
   unmarkDue(tag: string): Promise<unknown> {
-    return this.client.zrem(this.#keys.due, tag)
+    return this.client.zrem(this.keys.due, tag)
   }
 
   /** The customer's state is gone: drops its entry unless someone wrote it again meanwhile. */
   forget(tag: string, score: number): Promise<unknown> | undefined {
     const cutoff = Date.now() - INDEX_FORGET_AFTER_MS
     if (score >= cutoff) return undefined
-    return this.#command('planshipMeterForgetIndexEntry').call(this.client, this.#keys.all, tag, cutoff)
+    return this.#command('planshipMeterForgetIndexEntry').call(this.client, this.keys.all, tag, cutoff)
   }
 
   /** Adds to the fleet's delivery totals and reads them back (one round trip; best effort). */
@@ -136,15 +136,15 @@ export class RedisConnection {
     const entries = Object.entries(fields).filter(([, value]) => value !== undefined && value > 0)
     if (entries.length === 0 || !this.ready()) return undefined
     const pipeline = this.client.pipeline()
-    for (const [field, value] of entries) pipeline.hincrby(this.#keys.stats, field, value!)
-    pipeline.hgetall(this.#keys.stats)
+    for (const [field, value] of entries) pipeline.hincrby(this.keys.stats, field, value!)
+    pipeline.hgetall(this.keys.stats)
     const results = await this.call(pipeline.exec(), 'HINCRBY').catch(() => null)
     const last = results?.[results.length - 1]
     return last !== undefined && last[0] === null ? fleetStats(last[1] as Record<string, string>) : undefined
   }
 
   async fleetStats(): Promise<FleetDeliveryStats> {
-    return fleetStats(await this.client.hgetall(this.#keys.stats))
+    return fleetStats(await this.client.hgetall(this.keys.stats))
   }
 
   #command(name: string): Command {

@@ -9,12 +9,16 @@ import { createHash } from 'node:crypto'
  * |--------------------------|--------|----------------------------------------------------------|
  * | `P{T}:u`                 | string | the customer's state (msgpack): reservations, pending and |
  * |                          |        | claimed usage, acknowledged usage, per-lever views       |
+ * | `P{T}:c:<name>`[`:lock`] | string | a copy of Planship data (JSON) shared by the fleet, and   |
+ * |                          |        | the lock of the one process reading Planship for it       |
  * | `P{ix}:all`              | zset   | every customer with a state, scored by when it was added |
  * | `P{ix}:due`              | zset   | customers with usage to send (a hint: `all` is the truth) |
  * | `P{ix}:stats`            | hash   | fleet delivery totals                                     |
  */
 export interface KeyLayout {
   customer(tag: string): string
+  /** A copy of Planship data shared by the fleet (`P{T}:c:entitlements`, `P{T}:c:usage:<id>`), and its lock. */
+  copy(tag: string, name: string): string
   all: string
   due: string
   stats: string
@@ -23,6 +27,7 @@ export interface KeyLayout {
 export function keyLayout(prefix: string): KeyLayout {
   return {
     customer: (tag) => `${prefix}{${tag}}:u`,
+    copy: (tag, name) => `${prefix}{${tag}}:c:${name}`,
     all: `${prefix}{ix}:all`,
     due: `${prefix}{ix}:due`,
     stats: `${prefix}{ix}:stats`,

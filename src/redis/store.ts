@@ -8,6 +8,8 @@ import type {
   Reservation,
   ReserveRequest,
   ReserveResult,
+  SharedReadKey,
+  SharedSnapshot,
   StoreContext,
   UsageKey,
   UsageStore,
@@ -16,6 +18,7 @@ import { PlanshipMeterError } from '../errors.js'
 import { RedisConnection } from './connection.js'
 import { tagOf } from './keys.js'
 import { Leases } from './lease.js'
+import { sharedRead } from './shared-read.js'
 import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
 /** Every this many background passes, the whole index is swept, not only the `due` hint. */
 const FULL_SWEEP_EVERY = 10
@@ -324,6 +327,11 @@ export class RedisUsageStore implements UsageStore {
       this.#ctx?.log.error(`close(): ${unsure} usage commits may or may not have reached Redis before it failed`)
     }
     return left
+  }
+
+  /** One Planship read per customer per `ttlMs` for the whole fleet (see shared-read.ts). */
+  sharedRead<V>(key: SharedReadKey, ttlMs: number, load: () => Promise<V>): Promise<SharedSnapshot<V>> {
+    return sharedRead(this.#redis!, this.#bound(), this.#rid, key, ttlMs, load)
   }
 
   fleetDeliveryStats(): FleetDeliveryStats | undefined {

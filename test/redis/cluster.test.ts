@@ -3,13 +3,12 @@ import { execFile } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { Cluster, Redis } from 'ioredis'
-import Koa from 'koa'
 import request from 'supertest'
-import { createMeter, type PlanshipState } from '../../src/index.js'
+import { createMeter } from '../../src/index.js'
 import { tagOf } from '../../src/redis/keys.js'
 import { RedisUsageStore } from '../../src/redis/index.js'
 import { type Harness, startHarness } from '../helpers/harness.js'
-import { OwnRedis } from './support.js'
+import { meteredApp, OwnRedis } from './support.js'
 
 const run = promisify(execFile)
 
@@ -58,14 +57,7 @@ describe('RedisUsageStore on a 3-master Redis Cluster', function () {
     const meters = [0, 1].map(() =>
       createMeter({ ...h.options, store: new RedisUsageStore({ client: cluster, keyPrefix, commandTimeoutMs: 500 }) }),
     )
-    const callbacks = meters.map((meter) => {
-      const app = new Koa<PlanshipState>()
-      app.use(meter.consume('api-call'))
-      app.use((ctx) => {
-        ctx.body = 'ok'
-      })
-      return app.callback()
-    })
+    const callbacks = meters.map((meter) => meteredApp(meter))
     const customers = ['free-customer', ...Array.from({ length: 8 }, (_, i) => `cluster-${i}`)]
     for (const id of customers.slice(1)) h.emu.createCustomer(id, 'free')
     const statuses = await Promise.all(

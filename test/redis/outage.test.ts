@@ -6,7 +6,7 @@ import request from 'supertest'
 import { createMeter, type Meter, type MeterEvent, type PlanshipState } from '../../src/index.js'
 import { RedisUsageStore } from '../../src/redis/index.js'
 import { type Harness, startHarness } from '../helpers/harness.js'
-import { connected, OwnRedis } from './support.js'
+import { connected, meteredApp, OwnRedis } from './support.js'
 
 /** A client that gives up fast and reconnects every 50 ms, as a replica would want it. */
 function fastClient(url: string): Redis {
@@ -48,14 +48,7 @@ describe('RedisUsageStore when Redis fails', function () {
     await redis.close()
   })
 
-  const app = () => {
-    const koa = new Koa<PlanshipState>()
-    koa.use(meter.consume('api-call'))
-    koa.use((ctx) => {
-      ctx.body = 'ok'
-    })
-    return koa.callback()
-  }
+  const app = () => meteredApp(meter)
 
   /** `n` requests of pro-customer; the statuses and the sources of their decisions. */
   async function calls(callback: ReturnType<typeof app>, n: number) {

@@ -155,6 +155,28 @@ describe('several replicas on one Redis (child processes)', function () {
     })
   }
 
+  it('the fleet reads a customer’s entitlements from Planship about once per ttlMs, not once per replica', async () => {
+    emu = await startEmulator({ fixture: fixture(100_000) })
+    fleet = await startFleet(4, emu, REDIS_URL, { ...EXACT, keyPrefix: uniquePrefix('fleetread') }, METER)
+    await roundRobin(fleet, { total: 8, connections: 4, path: '/call', customerId: 'fleet-customer' }) // cold
+    const before = emu.requestCounts()['entitlements'] ?? 0
+    const startedAt = performance.now()
+    const stop = new AbortController()
+    setTimeout(() => stop.abort(), 1_500)
+    await roundRobin(fleet, {
+      total: 100_000,
+      connections: 16,
+      path: '/call',
+      customerId: 'fleet-customer',
+      stop: stop.signal,
+    })
+    const periods = (performance.now() - startedAt) / METER.cache.ttlMs
+    const reads = (emu.requestCounts()['entitlements'] ?? 0) - before
+    console.log(`      ${reads} entitlements reads in ${periods.toFixed(1)} cache periods, 4 replicas`)
+    // Four replicas reading for themselves would make about 4 × periods.
+    assert.ok(reads <= periods + 3, `${reads} reads in ${periods.toFixed(1)} periods`)
+  })
+
   it('SIGKILL while holding reservations: their units return after reservationTtlMs', async () => {
     emu = await startEmulator({ fixture: fixture(10) })
     const reservationTtlMs = 3_000

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
-import Koa from 'koa'
 import request from 'supertest'
-import { createMeter, type PlanshipState } from '../../src/index.js'
+import { createMeter } from '../../src/index.js'
 import { RedisUsageStore } from '../../src/redis/index.js'
 import { type Harness, startHarness } from '../helpers/harness.js'
-import { boundStore, connected, redisClient, uniquePrefix } from './support.js'
+import { boundStore, commitUnits, connected, meteredApp, redisClient, uniquePrefix } from './support.js'
 
 describe('RedisUsageStore', () => {
   let client: Redis
@@ -24,13 +23,24 @@ describe('RedisUsageStore', () => {
   it('refuses invalid options with a TypeError naming the option', () => {
     assert.throws(() => new RedisUsageStore({} as never), { name: 'TypeError', message: /`client`/ })
     assert.throws(() => new RedisUsageStore({ client: {} as never }), { name: 'TypeError', message: /`client`/ })
-    for (const option of ['commandTimeoutMs', 'reservationTtlMs', 'sendLeaseMs', 'probeIntervalMs']) {
+    for (const option of [
+      'commandTimeoutMs',
+      'reservationTtlMs',
+      'sendLeaseMs',
+      'probeIntervalMs',
+      'settleIntervalMs',
+    ]) {
       assert.throws(() => new RedisUsageStore({ client, [option]: 0 }), {
         name: 'TypeError',
         message: new RegExp(`\`${option}\` must be a positive integer`),
       })
     }
     assert.throws(() => new RedisUsageStore({ client, keyPrefix: 3 as never }), { message: /`keyPrefix`/ })
+    assert.throws(() => new RedisUsageStore({ client, leaseUnits: -1 }), {
+      name: 'TypeError',
+      message: /`leaseUnits` must be a non-negative integer/,
+    })
+    assert.throws(() => new RedisUsageStore({ client, settleIntervalMs: 1.5 }), { message: /`settleIntervalMs`/ })
   })
 
   it('says so when used before createMeter bound it', async () => {
@@ -47,16 +57,7 @@ describe('RedisUsageStore', () => {
     const keyPrefix = uniquePrefix('keys')
     const { store } = boundStore({ client, keyPrefix })
     const customerId = 'stripe:{cus_1}@example.com'
-    const result = await store.reserve({
-      customerId,
-      meteringId: 'api-call',
-      bucket: undefined,
-      cost: 1,
-      limits: [],
-      snapshotAt: 0,
-    })
-    assert.ok(result.ok)
-    await store.commit(result.reservation, 1)
+    await commitUnits(store, customerId, 1)
     const keys = await client.keys(`${keyPrefix}*`)
     const customerKeys = keys.filter((key) => !key.includes('{ix}'))
     assert.equal(customerKeys.length, 1)
@@ -76,16 +77,7 @@ describe('RedisUsageStore', () => {
       const options = { client, keyPrefix, sendLeaseMs: 300 }
       const dead = boundStore(options, { delivery }).store
       const survivor = boundStore(options, { delivery }).store
-      const reserved = await dead.reserve({
-        customerId: 'c',
-        meteringId: 'api-call',
-        bucket: undefined,
-        cost: 5,
-        limits: [],
-        snapshotAt: 0,
-      })
-      assert.ok(reserved.ok)
-      await dead.commit(reserved.reservation, 5)
+      await commitUnits(dead, 'c', 5)
       assert.equal((await dead.takePending()).length, 1, 'claimed, and never settled: the sender "dies"')
       assert.deepEqual(await survivor.takePending(), [], 'the lease holds')
       await sleep(400)
@@ -109,14 +101,7 @@ describe('RedisUsageStore', () => {
   it('two meters sharing one Redis admit exactly the allowance under 60 concurrent requests', async () => {
     const keyPrefix = uniquePrefix('twometers')
     const meters = [0, 1].map(() => createMeter({ ...h.options, store: new RedisUsageStore({ client, keyPrefix }) }))
-    const callbacks = meters.map((meter) => {
-      const app = new Koa<PlanshipState>()
-      app.use(meter.consume('api-call'))
-      app.use((ctx) => {
-        ctx.body = 'ok'
-      })
-      return app.callback()
-    })
+    const callbacks = meters.map((meter) => meteredApp(meter))
     // free-customer: 100 api calls.
     const statuses = await Promise.all(
       Array.from({ length: 130 }, async (_, i) => {

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import type { StoreContext } from '../../src/index.js'
+import Koa from 'koa'
+import type { Meter, PlanshipState, StoreContext } from '../../src/index.js'
 import { createLog } from '../../src/log.js'
 import { RedisUsageStore, type RedisUsageStoreOptions } from '../../src/redis/index.js'
 import { manualClock, recordingLogger } from '../helpers/harness.js'
@@ -27,6 +28,30 @@ export function redisClient(url = REDIS_URL): Redis {
 export async function connected(client: Redis): Promise<Redis> {
   if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
   return client
+}
+
+/** A Koa app whose every request consumes one `meteringId` unit and answers 'ok'. */
+export function meteredApp(meter: Meter, meteringId = 'api-call') {
+  const app = new Koa<PlanshipState>()
+  app.use(meter.consume(meteringId))
+  app.use((ctx) => {
+    ctx.body = 'ok'
+  })
+  return app.callback()
+}
+
+/** Reserves `cost` units of api-call for `customerId` without limits, and commits them. */
+export async function commitUnits(store: RedisUsageStore, customerId: string, cost: number): Promise<void> {
+  const result = await store.reserve({
+    customerId,
+    meteringId: 'api-call',
+    bucket: undefined,
+    cost,
+    limits: [],
+    snapshotAt: 0,
+  })
+  if (!result.ok) throw new Error(`not admitted: ${JSON.stringify(result)}`)
+  await store.commit(result.reservation, cost)
 }
 
 /** A store bound as createMeter would bind it, with a manual clock, for tests of the store alone. */
