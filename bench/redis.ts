@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import type { PlanshipTarget } from './servers.js'
+import { ask, type Message, stop } from './ipc.js'
 
 const { values } = parseArgs({
   options: {
@@ -26,8 +27,6 @@ const connections = Number(values.connections ?? (smoke ? 8 : 32))
 const customers = Number(values.customers ?? 100)
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
-type Message = { type: string; [key: string]: unknown }
-
 function start(script: string, args: string[], env: Record<string, string> = {}) {
   const child = fork(new URL(script, import.meta.url), args, {
     execArgv: ['--import', 'tsx'],
@@ -38,20 +37,6 @@ function start(script: string, args: string[], env: Record<string, string> = {})
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
     child.once('message', (ready: Message) => resolve({ child, ready }))
   })
-}
-
-function ask(child: ChildProcess, message: Message): Promise<Message> {
-  return new Promise((resolve) => {
-    child.once('message', resolve)
-    child.send(message)
-  })
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  child.removeAllListeners('exit')
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.send({ type: 'close' })
-  await exited
 }
 
 function load(port: number, opts: { durationS?: number; amount?: number }) {

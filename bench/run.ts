@@ -10,6 +10,7 @@ import os from 'node:os'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import type { Mode, PlanshipTarget } from './servers.js'
+import { ask, type Message, stop } from './ipc.js'
 
 const { values } = parseArgs({
   options: {
@@ -33,8 +34,6 @@ const customers = Number(values.customers ?? (smoke ? 50 : 1_000))
 const memoryCustomers = Number(values['memory-customers'] ?? (smoke ? 2_000 : 200_000))
 /** RSS is read first after this many distinct customers, then after all of them. */
 const memoryCheckpoint = Math.min(10_000, memoryCustomers / 2)
-
-type Message = { type: string; [key: string]: unknown }
 
 interface Server {
   child: ChildProcess
@@ -73,20 +72,6 @@ function start(script: string, args: string[], env: Record<string, string> = {})
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
     child.once('message', (ready: Message) => resolve({ child, ready, freedMb: () => freed }))
   })
-}
-
-function ask(child: ChildProcess, message: Message): Promise<Message> {
-  return new Promise((resolve) => {
-    child.once('message', resolve)
-    child.send(message)
-  })
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  child.removeAllListeners('exit')
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.send({ type: 'close' })
-  await exited
 }
 
 /** Load with one customer id per request, rotating through `count` ids. */

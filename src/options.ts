@@ -4,6 +4,7 @@ import type { MeterEvent } from './events.js'
 import type { HeaderStyle } from './http/headers.js'
 import { type Mode, validateMode } from './http/route.js'
 import { pathSegmentProblem } from './planship/ids.js'
+import { integerOption, invalidOption } from './option-checks.js'
 import { createLog, type Log, type LoggerStyle } from './log.js'
 
 /** A clock in milliseconds. Inject one in tests instead of patching timers. */
@@ -198,7 +199,7 @@ export interface ResolvedConfig<A extends unknown[] = [ctx: Context]> {
 }
 
 function fail(option: string, expected: string): never {
-  throw new TypeError(`planship-meter: option \`${option}\` must be ${expected}`)
+  return invalidOption('planship-meter', option, expected)
 }
 
 function nonEmptyString(value: unknown, option: string): string {
@@ -206,16 +207,12 @@ function nonEmptyString(value: unknown, option: string): string {
   return value
 }
 
-function positiveInteger<T extends number | undefined>(value: T, option: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0) fail(option, 'a positive integer')
-  return value
+function positiveInteger(value: number | undefined, option: string, fallback: number): number {
+  return integerOption('planship-meter', value, option, fallback, 1)
 }
 
 function nonNegativeInteger(value: number | undefined, option: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 0) fail(option, 'a non-negative integer')
-  return value
+  return integerOption('planship-meter', value, option, fallback, 0)
 }
 
 function optionalFunction<F>(value: F | undefined, option: string): F | undefined {

@@ -104,13 +104,18 @@ export interface StoreContext {
   recordCall?: ((operation: string, durationMs: number, error?: string) => void) | undefined
 }
 
-/** Delivery totals summed over every process sharing a store. */
+/** Delivery totals: of one process, or summed over every process sharing a store. */
 export interface FleetDeliveryStats {
+  /** Report POSTs Planship acknowledged, and their units. */
   reports: number
   reportedUnits: number
+  /** Failed attempts that were scheduled again. */
   retries: number
+  /** Units sent again after an attempt that may have been applied (at-least-once). */
   possiblyDuplicatedUnits: number
+  /** Units not sent again after an attempt that may have been applied (at-most-once). */
   possiblyLostUnits: number
+  /** Units Planship refused for good (400, 404, 422 …). */
   rejectedUnits: number
 }
 

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { integerOption, invalidOption } from '../option-checks.js'
 
 /** Options of {@link RedisUsageStore}. The meter hands it the clock, the lag and the bounds. */
 export interface RedisUsageStoreOptions {
@@ -57,20 +58,18 @@ export interface ResolvedRedisOptions {
   settleIntervalMs: number
 }
 
+const SCOPE = 'planship-meter/redis'
+
 function fail(option: string, expected: string): never {
-  throw new TypeError(`planship-meter/redis: option \`${option}\` must be ${expected}`)
+  return invalidOption(SCOPE, option, expected)
 }
 
 function positiveInteger(value: number | undefined, option: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0) fail(option, 'a positive integer')
-  return value
+  return integerOption(SCOPE, value, option, fallback, 1)
 }
 
 function nonNegativeInteger(value: number | undefined, option: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 0) fail(option, 'a non-negative integer')
-  return value
+  return integerOption(SCOPE, value, option, fallback, 0)
 }
 
 /** Validates the options once; throws a `TypeError` naming the option. */

@@ -25,18 +25,7 @@ export interface ReporterConfig {
  * key, so a report that failed after it may have been applied is either sent again (at least
  * once: its units are counted as possibly duplicated) or not (at most once: possibly lost).
  */
-export interface DeliveryStats {
-  /** Report POSTs Planship acknowledged, and their units. */
-  reports: number
-  reportedUnits: number
-  /** Failed attempts that were scheduled again. */
-  retries: number
-  /** Units sent again after an attempt that may have been applied (at-least-once). */
-  possiblyDuplicatedUnits: number
-  /** Units not sent again after an attempt that may have been applied (at-most-once). */
-  possiblyLostUnits: number
-  /** Units Planship refused for good (400, 404, 422 …). */
-  rejectedUnits: number
+export interface DeliveryStats extends FleetDeliveryStats {
   /** Requests refused (503) because `reporting.maxPendingKeys` keys were waiting for delivery. */
   backlogRefusals: number
   /**
