@@ -210,51 +210,62 @@ console.log(
   '| server | req/s | p50 ms | p99 ms | server CPU µs/req | bytes/req | non-2xx | token | entitlements | usage fetch | report POST |',
 )
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
-for (const mode of modes) {
+for (const mode of rounds > 0 ? modes : []) {
   const rows = samples.get(mode)!
   const u = (kind: keyof typeof kinds) => median(rows.map((row) => row.upstream[kind])).toFixed(2)
-  console.log(
-    `| ${names[mode]} | ${spread(
+  const cells = [
+    spread(
       of(mode, (s) => s.rps),
       0,
-    )} | ${spread(
+    ),
+    spread(
       of(mode, (s) => s.p50),
       0,
-    )} | ` +
-      `${spread(
-        of(mode, (s) => s.p99),
-        0,
-      )} | ${spread(
-        of(mode, (s) => s.cpuUs),
-        1,
-      )} | ${spread(
-        of(mode, (s) => s.bytes),
-        0,
-      )} | ` +
-      `${rows.reduce((sum, row) => sum + row.non2xx + row.errors, 0)} | ${u('token')} | ${u('entitlements')} | ` +
-      `${u('usage fetch')} | ${u('report POST')} |`,
-  )
+    ),
+    spread(
+      of(mode, (s) => s.p99),
+      0,
+    ),
+    spread(
+      of(mode, (s) => s.cpuUs),
+      1,
+    ),
+    spread(
+      of(mode, (s) => s.bytes),
+      0,
+    ),
+    String(rows.reduce((sum, row) => sum + row.non2xx + row.errors, 0)),
+    u('token'),
+    u('entitlements'),
+    u('usage fetch'),
+    u('report POST'),
+  ]
+  console.log(`| ${names[mode]} | ${cells.join(' | ')} |`)
 }
-console.log('\n(upstream columns: calls to Planship per 1 000 requests, median)\n')
-const m = (mode: Mode, pick: (sample: Sample) => number) => median(of(mode, pick))
-const rpsB = m('meter', (s) => s.rps)
-const cpuA = m('bare', (s) => s.cpuUs)
-const cpuB = m('meter', (s) => s.cpuUs)
-console.log(
-  `A/B server CPU ${(cpuA / cpuB).toFixed(2)} (target ≥ 0.90): A ${cpuA.toFixed(1)} µs, B ${cpuB.toFixed(1)} µs, ` +
-    `B with reporting off ${m('meter-quiet', (s) => s.cpuUs).toFixed(1)} µs, K ${m('ratelimit', (s) => s.cpuUs).toFixed(1)} µs`,
-)
-console.log(
-  `B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)} (target ≥ 0.90); ` +
-    `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms (target ≤ 1 ms); ` +
-    `B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×`,
-)
-const cpuNoHeaders = m('meter-no-headers', (s) => s.cpuUs)
-console.log(
-  `RateLimit headers: ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
-    `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
-)
-const postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * rpsB) / 1000
+// `--rounds 0` measures only the many-customers phase.
+let postsPerSecond = Number.NaN
+if (rounds > 0) {
+  console.log('\n(upstream columns: calls to Planship per 1 000 requests, median)\n')
+  const m = (mode: Mode, pick: (sample: Sample) => number) => median(of(mode, pick))
+  const rpsB = m('meter', (s) => s.rps)
+  const cpuA = m('bare', (s) => s.cpuUs)
+  const cpuB = m('meter', (s) => s.cpuUs)
+  console.log(
+    `A/B server CPU ${(cpuA / cpuB).toFixed(2)} (target ≥ 0.90): A ${cpuA.toFixed(1)} µs, B ${cpuB.toFixed(1)} µs, ` +
+      `B with reporting off ${m('meter-quiet', (s) => s.cpuUs).toFixed(1)} µs, K ${m('ratelimit', (s) => s.cpuUs).toFixed(1)} µs`,
+  )
+  console.log(
+    `B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)} (target ≥ 0.90); ` +
+      `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms (target ≤ 1 ms); ` +
+      `B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×`,
+  )
+  const cpuNoHeaders = m('meter-no-headers', (s) => s.cpuUs)
+  console.log(
+    `RateLimit headers: ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
+      `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
+  )
+  postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * rpsB) / 1000
+}
 // Then many distinct customers through B: report POSTs per second and RSS (printed last, it is long).
 const busy = await manyCustomers(memoryCustomers, memoryCheckpoint)
 await stop(emulator.child)
