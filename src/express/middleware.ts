@@ -38,6 +38,8 @@ type Denied = Extract<Verdict, { allowed: false }>
 
 const succeeded = ([, res]: ExpressArgs) => res.statusCode < 400
 
+const req = (args: ExpressArgs) => args[0]
+
 /** The thin Express layer over the shared gate: identify, consume, requireFeature. */
 export function createExpressAdapter(config: ExpressAdapterConfig) {
   const { gate, log } = config
@@ -82,6 +84,9 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
     }
     res.once('finish', settle)
     res.once('close', settle)
+    // The connection may have closed while the decision waited (a cold cache, an async identify
+    // or store): 'close' has fired already and will not again.
+    if (res.closed || res.writableFinished || req(args).socket?.destroyed === true) settle()
   }
 
   /** Runs an async step of a middleware; whatever it throws goes to Express's error handling. */

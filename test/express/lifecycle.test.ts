@@ -143,4 +143,36 @@ describe('Express: close() and requests around it', () => {
     // All 5 renders are still there, and nothing was reported.
     await assertRendersUntouched(h, 'impatient', () => request(api).post('/renders').set('x-customer-id', 'impatient'))
   })
+
+  it('releases a request whose client went away while the decision waited for Planship', async () => {
+    const h = harness()
+    h.emu.createCustomer('gone-early', 'free')
+    h.emu.setLatency(300) // a cold decision waits for Planship
+    const meter = createMeter({ ...h.options, reporting: { closeTimeoutMs: 3_000 } })
+    const api = express()
+    api.post('/renders', meter.consume('render', { cost: 5 }), (_req, res) => void res.json({}))
+    const server = api.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as AddressInfo
+    const client = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/renders',
+      headers: { 'x-customer-id': 'gone-early' },
+    })
+    client.on('error', () => {})
+    client.end()
+    setTimeout(() => client.destroy(), 50) // gone before the decision is taken (token, then reads: ≥ 600 ms)
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    h.emu.setLatency(0)
+    // The 5 renders of the free plan are all still there: the reservation was released.
+    const again = await request(api).post('/renders').set('x-customer-id', 'gone-early')
+    assert.equal(again.status, 200, JSON.stringify(again.body))
+    const closing = performance.now()
+    const { undelivered } = await meter.close()
+    assert.ok(performance.now() - closing < 2_500, 'close() did not wait for a reservation nobody settles')
+    assert.deepEqual(undelivered, [])
+    server.close()
+  })
 })
