@@ -382,7 +382,14 @@ function absorb(
   let i = cursorIndex(customer, view)
   for (; i < acked.length; i++) {
     const record = acked[i]!
-    if (!feeds(limit, record.meteringId, record.bucket, bucket) || record.at <= visibleBefore) continue
+    if (!feeds(limit, record.meteringId, record.bucket, bucket)) continue
+    if (record.at <= visibleBefore) {
+      // In Planship's numbers by now, whatever the credit says; the fall includes it, so it uses
+      // its share of the credit first (else newer units would be taken for absorbed in its place).
+      view.credit -= Math.min(view.credit, record.units - view.partial)
+      view.partial = 0
+      continue
+    }
     if (view.credit <= 0 || record.sentAt >= view.receivedAt) break
     const take = Math.min(view.credit, record.units - view.partial)
     view.credit -= take

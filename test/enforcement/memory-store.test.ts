@@ -136,6 +136,29 @@ describe('MemoryUsageStore', () => {
     )
   })
 
+  it('matches a fall of remaining to acknowledged usage older than the lag first, not to newer usage', () => {
+    const { clock, store } = setup() // aggregationLagMs 5 000
+    const start = clock.now()
+    const at = (snapshotAt: number, remaining: number, cost: number) =>
+      store.reserve({ ...key, cost, limits: [limit(remaining)], snapshotAt, receivedAt: snapshotAt })
+    const use = (units: number) => {
+      const r = at(start, 100, units)
+      assert.ok(r.ok)
+      store.commit(r.reservation, units)
+      for (const report of store.takePending()) store.acknowledge({ ...report, sentAt: clock.now() }, clock.now())
+    }
+    at(start, 100, 0) // the first snapshot: 100 left
+    clock.advance(10)
+    use(10) // old: Planship has it by the next snapshot
+    clock.advance(8_000)
+    use(10) // recent: not in Planship's numbers yet
+    clock.advance(300)
+    // The next snapshot says 90: the old 10 units, not the recent ones, are in it.
+    const result = at(clock.now(), 90, 1)
+    assert.ok(result.ok)
+    assert.deepEqual(result.least, { lever: 'api-calls', remaining: 90 - 10 - 1 })
+  })
+
   it('forgets the least recently active customers past maxCustomers, never one with usage to send', () => {
     const { clock, store } = setup()
     const admit = (customerId: string) => assert.ok(admitOne(store, clock, customerId))
