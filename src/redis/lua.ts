@@ -118,7 +118,11 @@ local function absorb(v, lim, bucket, visibleBefore)
   local i = cursorIndex(v)
   while i <= #acked do
     local rec = acked[i]
-    if feeds(lim, rec.m, rec.b, bucket) and rec.at > visibleBefore then
+    if feeds(lim, rec.m, rec.b, bucket) and rec.at <= visibleBefore then
+      -- In Planship's numbers by now: it pays its share of the fall first (as the memory store).
+      v.cr = v.cr - math.min(v.cr, rec.u - v.par)
+      v.par = 0
+    elseif feeds(lim, rec.m, rec.b, bucket) then
       if v.cr <= 0 or rec.sa >= v.ra then break end
       local take = math.min(v.cr, rec.u - v.par)
       v.cr = v.cr - take
