@@ -151,10 +151,7 @@ export class Enforcer {
    * is cached and the store is (the warm path allocates no promise).
    */
   consume(request: ConsumeRequest): MaybePromise<ConsumeDecision> {
-    if (this.#stopped) {
-      const error = new PlanshipMeterError('METER_CLOSED', 'the meter is closed')
-      return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
-    }
+    if (this.#stopped) return meterClosed()
     const entitlements = this.#entitlements.peek(request.customerId)
     const levers = this.#knownLevers(request.customerId, request.meteringId)
     if (entitlements !== undefined && levers !== undefined) return this.#reserve(request, entitlements, levers)
@@ -267,9 +264,14 @@ export class Enforcer {
     return this.#reserve(request, entitlements, levers, true)
   }
 
-  #decided(request: ConsumeRequest, entitlements: Cached<Entitlements>, result: ReserveResult): ConsumeDecision {
+  #decided(
+    request: ConsumeRequest,
+    entitlements: Cached<Entitlements>,
+    result: ReserveResult,
+  ): MaybePromise<ConsumeDecision> {
     const source = 'local' in result && result.local === true ? 'local' : entitlements.freshness
     if (result.ok) {
+      if (this.#stopped) return this.#closedMeanwhile(result.reservation)
       this.#open++
       const least = request.room === true ? result.least : undefined
       if (least === undefined) return { allowed: true, source, reservation: result.reservation }
@@ -296,15 +298,26 @@ export class Enforcer {
     if (this.#stopped) return undefined
     const snapshotAt = this.#config.clock.now()
     const result = this.#config.store.reserve({ ...key, cost, limits: [], snapshotAt })
-    const admitted = (settled: ReserveResult): Reservation | undefined => {
+    const admitted = (settled: ReserveResult): MaybePromise<Reservation | undefined> => {
       if (!settled.ok) {
         this.backlogRefusals++
         return undefined
       }
+      // A shared store answered after close() began: nothing would deliver this usage any more.
+      if (this.#stopped) return Promise.resolve(this.#config.store.release(settled.reservation)).then(() => undefined)
       this.#open++
       return settled.reservation
     }
     return isPromiseLike(result) ? Promise.resolve(result).then(admitted) : admitted(result)
+  }
+
+  /**
+   * close() began while this decision waited for Planship or the store: drain() no longer waits
+   * for it and the last flush may be over, so its usage could not be delivered. Refused instead.
+   */
+  async #closedMeanwhile(reservation: Reservation): Promise<ConsumeDecision> {
+    await this.#config.store.release(reservation)
+    return meterClosed()
   }
 
   /** The admitted request's usage is to be reported: `usage` units replace the reservation. */
@@ -391,6 +404,7 @@ export class Enforcer {
     const { customerId, meteringId, bucket, cost } = request
     const snapshotAt = this.#config.clock.now()
     const result = await this.#config.store.reserve({ customerId, meteringId, bucket, cost, limits: [], snapshotAt })
+    if (result.ok && this.#stopped) return this.#closedMeanwhile(result.reservation)
     if (!result.ok) {
       this.backlogRefusals++ // without limits, only a full backlog refuses
       return backlogFull('fail-open')
@@ -462,6 +476,11 @@ export class Enforcer {
       if (!ids.includes(meteringId)) this.#meteringIdsByLever.set(lever, [...ids, meteringId])
     }
   }
+}
+
+function meterClosed(): ConsumeDecision {
+  const error = new PlanshipMeterError('METER_CLOSED', 'the meter is closed')
+  return { allowed: false, source: 'fail-closed', denied: { reason: 'unavailable', error } }
 }
 
 function backlogFull(source: DecisionSource): ConsumeDecision {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import Koa from 'koa'
 import request from 'supertest'
 import { createMeter, type PlanshipState } from '../../src/index.js'
-import { type Harness, startHarness } from '../helpers/harness.js'
+import { appWith, type Harness, startHarness } from '../helpers/harness.js'
 
 describe('close() and requests around it', () => {
   let h: Harness
@@ -11,6 +11,23 @@ describe('close() and requests around it', () => {
     h = await startHarness()
   })
   afterEach(() => h.close())
+
+  it('refuses, never loses, a request whose decision was still waiting for Planship when close() began', async () => {
+    const meter = createMeter(h.options)
+    const koa = appWith(meter.consume('api-call', { cost: 2 }))
+    h.emu.setLatency(300) // a cold decision: token, then entitlements and usage
+    const answered = request(koa.callback())
+      .post('/')
+      .set('x-customer-id', 'pro-customer')
+      .then((res) => res)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const { undelivered } = await meter.close()
+    const res = await answered
+    assert.equal(res.status, 503, 'refused: nothing would deliver its usage any more')
+    assert.equal(res.body.error.code, 'planship_unavailable')
+    assert.deepEqual(undelivered, [])
+    assert.equal(h.emu.recordedUsage(), 0)
+  })
 
   it('waits for requests still running to commit their usage before the last flush', async () => {
     const meter = createMeter(h.options)
