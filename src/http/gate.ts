@@ -134,8 +134,10 @@ export function createGate(config: GateConfig) {
     record(decisions, customerId, denied, call.cost)
     const verdict = refuse(toDenial(decision.denied, customerId, call.meteringId, denialHeaders(customerId)), shadow)
     // Shadow mode bills what it lets through, as enforcement would have; a customer id that
-    // cannot be sent to Planship is never billed.
-    if (!verdict.allowed || decision.denied.reason === 'unidentified') return verdict
+    // cannot be sent to Planship, or one Planship does not know (it would refuse the report),
+    // is never billed.
+    const unknownCustomer = decision.denied.reason === 'quota' && decision.denied.lever === undefined
+    if (!verdict.allowed || decision.denied.reason === 'unidentified' || unknownCustomer) return verdict
     const key = { customerId, meteringId: call.meteringId, bucket: call.bucket }
     const reserving = enforcer.reserveUnchecked(key, call.cost)
     return isPromiseLike(reserving)

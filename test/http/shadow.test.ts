@@ -39,6 +39,20 @@ describe("mode: 'shadow'", () => {
     assert.equal(h.emu.recordedUsage({ customerId: 'shadowed', meteringId: 'render' }), 7, 'all 7 are billed')
   })
 
+  it('never bills a customer Planship does not know: the report would only be refused', async () => {
+    const h = harness()
+    const meter = createMeter({ ...h.options, mode: 'shadow' })
+    const app = new Koa<PlanshipState>()
+    app.use(meter.consume('api-call'))
+    app.use((ctx) => {
+      ctx.body = 'ok'
+    })
+    await request(app.callback()).post('/').set('x-customer-id', 'nobody@example.com').expect(200)
+    await meter.close()
+    assert.equal(meter.deliveryStats().rejectedUnits, 0, 'nothing was queued for Planship to refuse')
+    assert.equal(h.emu.meteringRecords().length, 0)
+  })
+
   it('per route, on Express: a feature gate and an unidentified request go through, recorded as shadow', async () => {
     const h = harness()
     const { onDenied: _koaOnly, ...shared } = h.options
