@@ -169,12 +169,11 @@ describe('emulator console and close', () => {
     const emu = await startEmulator()
     const stream = await fetch(`${emu.url}/_emulator/events`)
     const ended = readEvents(stream, () => false)
-    const started = Date.now()
     await emu.close()
+    // The stream ends with the emulator (a stream left open would keep this test waiting).
     await assert.rejects(
       ended.then(() => Promise.reject(new Error('ended'))),
       /ended|terminated/,
     )
-    assert.ok(Date.now() - started < 2_000)
   })
 })
