@@ -110,6 +110,7 @@ export function createCore<A extends unknown[]>(
         const deadline = performance.now() + config.reporting.closeTimeoutMs
         enforcer.stop()
         await enforcer.drain(deadline) // requests still running commit their usage first
+        enforcer.seal()
         const result = await reporter.close(deadline)
         client.close()
         await store.close?.() // stops the store's timers; a client the user passed stays open

@@ -99,7 +99,17 @@ export function createNeutralApi(config: NeutralConfig): NeutralApi {
     }
     return {
       allowed: true,
-      commit: async (usage) => settle(checkUnits(usage ?? reservation?.cost ?? 0, 'commit(usage)')),
+      commit: async (usage) => {
+        const units = checkUnits(usage ?? reservation?.cost ?? 0, 'commit(usage)')
+        if (open && units > 0 && enforcer.sealed) {
+          await settle(undefined)
+          throw new PlanshipMeterError(
+            'METER_CLOSED',
+            'commit() came after close() finished: the usage was not recorded',
+          )
+        }
+        return settle(units)
+      },
       release: () => settle(undefined),
     }
   }

@@ -52,6 +52,20 @@ describe('the framework-neutral API', () => {
     assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 3)
   })
 
+  it('a commit() after close() finished is refused with METER_CLOSED, never silently lost', async () => {
+    const h = harness()
+    const meter = createMeter({ ...h.options, reporting: { closeTimeoutMs: 200 } })
+    const during = await meter.reserve('pro-customer', 'api-call', { cost: 2 })
+    const late = await meter.reserve('pro-customer', 'api-call', { cost: 4 })
+    assert.ok(during.allowed && late.allowed)
+    const closing = meter.close()
+    await during.commit() // while close() waits for open reservations: delivered
+    await new Promise((resolve) => setTimeout(resolve, 400)) // close() gave up waiting for `late`
+    await closing
+    await assert.rejects(late.commit(), { code: 'METER_CLOSED' })
+    assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer', meteringId: 'api-call' }), 2)
+  })
+
   it('isEntitled() answers as requireFeature() decides', async () => {
     const h = harness()
     assert.equal(await h.meter.isEntitled('pro-customer', 'csv-export'), true)

@@ -97,6 +97,7 @@ export class Enforcer {
   #open = 0
   #drained: (() => void) | undefined
   #stopped = false
+  #sealed = false
   /** Limits computed per entitlements snapshot, by metering id and bucket. */
   readonly #plans = new WeakMap<Snapshot<Entitlements>, Map<string, PlannedLimits>>()
   /** Grows whenever what metering ids feed is learned again: planned limits are recomputed. */
@@ -322,7 +323,25 @@ export class Enforcer {
 
   /** The admitted request's usage is to be reported: `usage` units replace the reservation. */
   commit(reservation: Reservation, usage: number): MaybePromise<void> {
+    if (this.#sealed && usage > 0) {
+      // close() has taken its last look at pending usage: these units would sit in the store
+      // unsent and unlisted. Say so, and return the reservation instead.
+      const message = `usage committed after close() finished draining is not recorded (${usage} units of ${reservation.meteringId})`
+      this.#config.log.error(message, { meteringId: reservation.meteringId, units: usage })
+      this.#config.emit?.({ type: 'error', message, error: 'METER_CLOSED' })
+      return this.release(reservation)
+    }
     return this.#settled(this.#config.store.commit(reservation, usage))
+  }
+
+  /** Whether close() has finished waiting for admitted requests: commits after it are not recorded. */
+  get sealed(): boolean {
+    return this.#sealed
+  }
+
+  /** Called by close() once draining is over, before the last flush. */
+  seal(): void {
+    this.#sealed = true
   }
 
   /** The admitted request is not reported: its reservation is returned. */

@@ -29,6 +29,23 @@ describe('close() and requests around it', () => {
     assert.equal(h.emu.recordedUsage(), 0)
   })
 
+  it('says so when a request outlives closeTimeoutMs: its usage is not recorded, and it is logged', async () => {
+    const meter = createMeter({ ...h.options, reporting: { closeTimeoutMs: 100 } })
+    const koa = appWith(meter.consume('api-call', { cost: 2 }), async (_ctx, next) => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      return next()
+    })
+    const answered = request(koa.callback())
+      .post('/')
+      .set('x-customer-id', 'pro-customer')
+      .then((res) => res)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await meter.close()
+    assert.equal((await answered).status, 200)
+    assert.equal(h.emu.recordedUsage(), 0)
+    assert.ok(h.logger.lines.some((line) => line.startsWith('error usage committed after close() finished draining')))
+  })
+
   it('waits for requests still running to commit their usage before the last flush', async () => {
     const meter = createMeter(h.options)
     let release: () => void = () => {}
