@@ -1,32 +1,24 @@
 /**
  * `tsx bench/alloc-profile.ts`: bytes allocated per warm metered request, by allocation site
- * (V8's sampling heap profiler, counting collected objects too), without HTTP.
+ * (V8's sampling heap profiler, counting collected objects too), through the whole Koa pipeline
+ * in process (bench/pipeline-request.ts). `tsx bench/alloc-profile.ts bare` gives the baseline.
  */
 import { Session } from 'node:inspector/promises'
-import type { Context } from 'koa'
 import { startEmulator } from '../src/emulator/index.js'
-import { createMeter } from '../src/index.js'
+import { request } from './pipeline-request.js'
+import { createServer, type Mode } from './servers.js'
 
 const emu = await startEmulator()
 const customers = 1000
 for (let i = 0; i < customers; i++) emu.createCustomer(`bench-${i}`, 'pro')
-const meter = createMeter({
-  productSlug: emu.productSlug,
-  planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
-  identify: (ctx) => ctx.get('x-customer-id') || undefined,
-  logger: {},
-  reporting: { flushIntervalMs: 1_000_000 },
-})
-const mw = meter.consume('api-call')
-const ident = meter.middleware()
-const next = async () => {}
+// The server of bench/servers.ts named by argv[2] (default: the meter), through Koa in process.
+const mode = (process.argv[2] ?? 'meter') as Mode
+const target = { url: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret, productSlug: emu.productSlug }
+const { app, meter } = createServer(mode, target)
+const handler = app.callback()
 const ids = Array.from({ length: customers }, (_, i) => `bench-${i}`)
-const run = async (i: number) => {
-  const id = ids[i % customers]!
-  const ctx = { get: () => id, set: () => {}, state: {}, status: 200 } as unknown as Context
-  await ident(ctx, () => mw(ctx, next))
-}
-for (let i = 0; i < customers * 2; i++) await run(i)
+const run = (i: number) => request(handler, ids[i % customers]!)
+for (let i = 0; i < customers * 20; i++) await run(i)
 const session = new Session()
 session.connect()
 await session.post('HeapProfiler.startSampling', {
@@ -52,8 +44,10 @@ const walk = (node: SampleNode) => {
   for (const child of node.children) walk(child)
 }
 walk(profile.head as SampleNode)
-console.log(`~${(total / n).toFixed(0)} bytes per request sampled (includes the fake ctx and the test loop)`)
-for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 25))
+console.log(
+  `~${(total / n).toFixed(0)} bytes per request sampled through Koa in process (${mode}; includes the test loop)`,
+)
+for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env['TOP'] ?? 25)))
   console.log(`${(bytes / n).toFixed(0).padStart(6)}  ${site}`)
-await meter.close()
+await meter?.close()
 await emu.close()

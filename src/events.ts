@@ -46,6 +46,12 @@ export type MeterEvent =
 
 export type EventSink = (event: MeterEvent) => void
 
+/** What a decision event says besides its customer and cost: a request's `DecisionRecord`. */
+export type DecisionFields = Omit<Extract<MeterEvent, { type: 'decision' }>, 'type' | 'customerId' | 'cost'>
+
+/** Takes each decision as it is made (telemetry, `onEvent`); see `decisionSink`. */
+export type DecisionSink = (customerId: string, record: DecisionFields, cost: number | undefined) => void
+
 /** Calls the user's listener; a listener that throws never breaks a request or a flush. */
 export function eventSink(listener: ((event: MeterEvent) => void) | undefined): EventSink | undefined {
   if (listener === undefined) return undefined

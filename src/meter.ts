@@ -13,7 +13,7 @@ import { createNeutralApi, type NeutralApi } from './neutral.js'
 import { type MeterOptions, type ResolvedConfig, resolveConfig } from './options.js'
 import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
 import { type CloseResult, type DeliveryStats, type FlushResult, Reporter } from './reporting/reporter.js'
-import { createTelemetry, withTelemetry } from './telemetry/telemetry.js'
+import { createTelemetry, decisionSink, withTelemetry } from './telemetry/telemetry.js'
 
 /** Connections to Planship at once: report POSTs (`reporting.maxConcurrency`) plus cold reads. */
 const MAX_SOCKETS = 64
@@ -94,7 +94,8 @@ export function createCore<A extends unknown[]>(
   const reporter = new Reporter({ ...config.reporting, client, store, clock, log, emit })
   telemetry?.observe({ store, breaker: enforcer.breaker, deliveryStats: () => reporter.stats() })
   const resets = new LeverPeriods({ client, clock, log })
-  const gate = createGate({ enforcer, emit, mode: config.mode, headers: config.headers, resets, clock })
+  const decided = decisionSink(telemetry, config.onEvent)
+  const gate = createGate({ enforcer, emit, decided, mode: config.mode, headers: config.headers, resets, clock })
   let closed: Promise<CloseResult> | undefined
   const neutral = createNeutralApi({ gate, enforcer, log, emit, closed: () => closed !== undefined })
 

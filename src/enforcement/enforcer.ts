@@ -75,6 +75,11 @@ interface PlannedLimits {
   levers: string[]
   catalog: number
   limits: readonly LeverLimit[]
+  /**
+   * The last lever with the least room and its whole allowance, for RateLimit-Policy. Valid as
+   * long as the plan: new usage data also bumps the catalog, which replans.
+   */
+  room?: { lever: string; limit: number | undefined }
 }
 
 /** How often the product-level map of metering ids to levers is re-learned. */
@@ -188,21 +193,21 @@ export class Enforcer {
     anyUsage = false,
   ): MaybePromise<ConsumeDecision> {
     const snapshot = entitlements.snapshot
-    const limits = this.#limits(request, entitlements, levers, anyUsage)
-    if (limits instanceof Promise) return limits
+    const plan = this.#plan(request, entitlements, levers, anyUsage)
+    if (plan instanceof Promise) return plan
     const reserveRequest: ReserveRequest = {
       customerId: request.customerId,
       meteringId: request.meteringId,
       bucket: request.bucket,
       cost: request.cost,
-      limits,
+      limits: plan.limits,
       snapshotAt: snapshot.fetchedAt,
       receivedAt: snapshot.receivedAt,
     }
     const result = this.#config.store.reserve(reserveRequest)
     return isPromiseLike(result)
-      ? Promise.resolve(result).then((settled) => this.#decided(request, entitlements, settled))
-      : this.#decided(request, entitlements, result)
+      ? Promise.resolve(result).then((settled) => this.#decided(request, entitlements, plan, settled))
+      : this.#decided(request, entitlements, plan, result)
   }
 
   /**
@@ -210,17 +215,17 @@ export class Enforcer {
    * are the same for every request of the customer until the snapshot or the catalog changes,
    * so they are computed once per snapshot, metering id and bucket.
    */
-  #limits(
+  #plan(
     request: ConsumeRequest,
     entitlements: Cached<Entitlements>,
     levers: string[],
     anyUsage: boolean,
-  ): readonly LeverLimit[] | Promise<ConsumeDecision> {
+  ): PlannedLimits | Promise<ConsumeDecision> {
     const snapshot = entitlements.snapshot
     const planKey = request.bucket === undefined ? request.meteringId : `${request.meteringId}\u0000${request.bucket}`
     let plans = this.#plans.get(snapshot)
     const planned = plans?.get(planKey)
-    if (planned !== undefined && planned.levers === levers && planned.catalog === this.#catalog) return planned.limits
+    if (planned !== undefined && planned.levers === levers && planned.catalog === this.#catalog) return planned
     const limits: LeverLimit[] = []
     let fromUsage = false
     for (const lever of levers) {
@@ -242,12 +247,13 @@ export class Enforcer {
       const meteringIds = this.#meteringIdsByLever.get(lever) ?? [request.meteringId]
       limits.push({ lever, remaining, meteringIds, perBucket: isPerBucket(value) })
     }
+    const plan: PlannedLimits = { levers, catalog: this.#catalog, limits }
     // An unseen bucket's allowance also depends on the usage snapshot: not kept.
     if (!fromUsage) {
       if (plans === undefined) this.#plans.set(snapshot, (plans = new Map()))
-      plans.set(planKey, { levers, catalog: this.#catalog, limits })
+      plans.set(planKey, plan)
     }
-    return limits
+    return plan
   }
 
   async #withUsage(
@@ -268,6 +274,7 @@ export class Enforcer {
   #decided(
     request: ConsumeRequest,
     entitlements: Cached<Entitlements>,
+    plan: PlannedLimits,
     result: ReserveResult,
   ): MaybePromise<ConsumeDecision> {
     const source = 'local' in result && result.local === true ? 'local' : entitlements.freshness
@@ -276,8 +283,13 @@ export class Enforcer {
       this.#open++
       const least = request.room === true ? result.least : undefined
       if (least === undefined) return { allowed: true, source, reservation: result.reservation }
-      const limit = this.#limitOf(request, least.lever, entitlements.snapshot, false)
-      return { allowed: true, source, reservation: result.reservation, room: { ...least, limit } }
+      let room = plan.room
+      if (room?.lever !== least.lever) {
+        room = { lever: least.lever, limit: this.#limitOf(request, least.lever, entitlements.snapshot, false) }
+        plan.room = room
+      }
+      const { lever, remaining } = least
+      return { allowed: true, source, reservation: result.reservation, room: { lever, remaining, limit: room.limit } }
     }
     if ('backlog' in result) {
       this.backlogRefusals++

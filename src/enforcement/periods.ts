@@ -1,11 +1,14 @@
 import { LRUCache } from 'lru-cache'
 import type { Log } from '../log.js'
+import type { Reset } from '../http/headers.js'
 import type { Clock } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
 import type { CustomerSubscription, Lever } from '../planship/types.js'
 
 /** How a lever's usage comes back: a rolling window, the subscription's renewal, or never (all-time, unknown). */
-type Period = { kind: 'window'; seconds: number } | { kind: 'subscription' } | { kind: 'none' }
+type Period =
+  /** `reset`: the same for every customer and response, built once. */
+  { kind: 'window'; seconds: number; reset: Reset } | { kind: 'subscription' } | { kind: 'none' }
 
 /** How long what was learned about a lever (or a customer's renewal) is kept before it is read again. */
 const RELEARN_MS = 600_000
@@ -18,14 +21,6 @@ export interface LeverPeriodsConfig {
   client: PlanshipClient
   clock: Clock
   log: Log
-}
-
-/** When a lever's allowance comes back, for `t=` in `RateLimit` and `Retry-After` on a 429. */
-export interface Reset {
-  /** Seconds until the allowance comes back: at most this long for a rolling window. */
-  resetSeconds?: number | undefined
-  /** The rolling window's length, in seconds. */
-  windowSeconds?: number | undefined
 }
 
 /**
@@ -49,7 +44,7 @@ export class LeverPeriods {
     const now = this.#config.clock.now()
     const period = this.#period(lever, now)
     if (period === undefined || period.kind === 'none') return undefined
-    if (period.kind === 'window') return { resetSeconds: period.seconds, windowSeconds: period.seconds }
+    if (period.kind === 'window') return period.reset
     const renewal = this.#renewals.get(customerId)
     if ((renewal === undefined || renewal.until <= now) && learn) this.#learnRenewal(customerId, now)
     if (renewal?.renewAt === undefined || renewal.renewAt <= now) return undefined
@@ -116,9 +111,13 @@ function periodOf(lever: Lever): Period {
   if (typeof period === 'object' && period !== null) {
     const seconds = (period as { windowSeconds?: unknown }).windowSeconds
     if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0)
-      return { kind: 'window', seconds: Math.ceil(seconds) }
+      return { kind: 'window', seconds: Math.ceil(seconds), reset: windowReset(Math.ceil(seconds)) }
   }
   return { kind: 'none' }
+}
+
+function windowReset(seconds: number): Reset {
+  return Object.freeze({ resetSeconds: seconds, windowSeconds: seconds })
 }
 
 /** The earliest renewal of the customer's active subscriptions: when some usage resets at the latest. */

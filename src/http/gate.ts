@@ -1,20 +1,17 @@
-import type { ConsumeDecision, Enforcer, FeatureDecision } from '../enforcement/enforcer.js'
+import type { ConsumeDecision, ConsumeRequest, Enforcer, FeatureDecision } from '../enforcement/enforcer.js'
 import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
-import type { EventSink } from '../events.js'
+import type { DecisionSink, EventSink } from '../events.js'
 import type { Clock, Denial } from '../options.js'
+import type { DecisionSource } from '../enforcement/enforcer.js'
 import { toDenial, unidentified } from './denial.js'
-import { type HeaderStyle, type Quota, rateLimitHeaders } from './headers.js'
+import { type HeaderStyle, rateLimitHeaders, type Reset } from './headers.js'
 import type { FeatureOptions, Mode, ResolvedConsume } from './route.js'
 import type { DecisionRecord, PlanshipRequestState } from './state.js'
 
 /** When a lever's allowance comes back, from cached data; unknown ones are learned in the background. */
 export interface Resets {
   /** `learn`: a denial may have customer data read in the background; an admission never does. */
-  of(
-    customerId: string,
-    lever: string,
-    learn: boolean,
-  ): { resetSeconds?: number | undefined; windowSeconds?: number | undefined } | undefined
+  of(customerId: string, lever: string, learn: boolean): Reset | undefined
   /** A read in flight of what `of` needs for `lever` and does not know yet. */
   learning(lever: string): Promise<void> | undefined
 }
@@ -22,6 +19,8 @@ export interface Resets {
 export interface GateConfig {
   enforcer: Enforcer
   emit: EventSink | undefined
+  /** Takes every decision (telemetry, `onEvent`); `undefined` when nothing listens. */
+  decided: DecisionSink | undefined
   mode: Mode
   headers: HeaderStyle
   resets: Resets | undefined
@@ -49,32 +48,45 @@ export interface ConsumeCall {
 
 const PASS: Verdict = { allowed: true, reservation: undefined, headers: undefined }
 
+/** Metering ids and levers whose shared admission records are kept (they are few: one per route). */
+const MAX_SHARED_RECORDS = 1_000
+
 /**
  * The decisions every adapter takes, in framework-neutral terms: decide, record and emit, turn
  * a refusal into the contract's denial (or, in shadow mode, into a pass), compute the headers.
  * Synchronous whenever the enforcer is (the warm path).
  */
 export function createGate(config: GateConfig) {
-  const { enforcer, emit } = config
+  const { enforcer, emit, decided } = config
   const style = config.headers
-
-  function quota(
-    customerId: string,
-    lever: string,
-    remaining: number,
-    limit: number | undefined,
-    denied: boolean,
-  ): Quota {
-    const reset = config.resets?.of(customerId, lever, denied)
-    return { lever, remaining, limit, resetSeconds: reset?.resetSeconds, windowSeconds: reset?.windowSeconds }
+  /**
+   * An admission's record is the same for every request of a metering id (or lever) and source:
+   * one frozen record each, shared by the requests' `decisions` (a denial's is built per request).
+   */
+  const admissions = new Map<string, Partial<Record<DecisionSource, DecisionRecord>>>()
+  function admission(kind: 'consume' | 'feature', subject: string, source: DecisionSource): DecisionRecord {
+    const id = kind === 'consume' ? subject : `\u0000${subject}`
+    let bySource = admissions.get(id)
+    if (bySource === undefined) {
+      if (admissions.size >= MAX_SHARED_RECORDS) admissions.clear()
+      admissions.set(id, (bySource = {}))
+    }
+    return (bySource[source] ??= Object.freeze(
+      kind === 'consume'
+        ? { kind, subject, allowed: true, source }
+        : { kind, subject, allowed: true, source, lever: subject },
+    ))
   }
 
-  const denialHeaders = (customerId: string) => (lever: string, remaining: number, limit: number | undefined) => {
-    const q = quota(customerId, lever, remaining, limit, true)
-    const headers = rateLimitHeaders(style, q, config.clock.now())
-    if (q.resetSeconds !== undefined) headers['Retry-After'] = String(q.resetSeconds)
+  function headersOf(customerId: string, lever: string, remaining: number, limit: number | undefined, denied: boolean) {
+    const reset = config.resets?.of(customerId, lever, denied)
+    const headers = rateLimitHeaders(style, lever, remaining, limit, reset, config.clock.now())
+    if (denied && reset?.resetSeconds !== undefined) headers['Retry-After'] = String(reset.resetSeconds)
     return headers
   }
+
+  const denialHeaders = (customerId: string) => (lever: string, remaining: number, limit: number | undefined) =>
+    headersOf(customerId, lever, remaining, limit, true)
 
   function record(
     decisions: DecisionRecord[] | undefined,
@@ -83,7 +95,7 @@ export function createGate(config: GateConfig) {
     cost?: number,
   ): void {
     decisions?.push(decision)
-    emit?.({ type: 'decision', customerId, ...decision, cost })
+    decided?.(customerId, decision, cost)
   }
 
   /** A refusal: denied, or in shadow mode recorded as such and let through. */
@@ -106,21 +118,12 @@ export function createGate(config: GateConfig) {
   ): MaybePromise<Verdict> {
     const shadow = (call.mode ?? config.mode) === 'shadow'
     if (decision.allowed) {
-      record(
-        decisions,
-        customerId,
-        { kind: 'consume', subject: call.meteringId, allowed: true, source: decision.source },
-        call.cost,
-      )
+      record(decisions, customerId, admission('consume', call.meteringId, decision.source), call.cost)
       const room = decision.room
       const headers =
         style === false || room === undefined
           ? undefined
-          : rateLimitHeaders(
-              style,
-              quota(customerId, room.lever, room.remaining, room.limit, false),
-              config.clock.now(),
-            )
+          : headersOf(customerId, room.lever, room.remaining, room.limit, false)
       return { allowed: true, reservation: decision.reservation, headers }
     }
     const denied: DecisionRecord = {
@@ -152,7 +155,11 @@ export function createGate(config: GateConfig) {
     mode: Mode | undefined,
     decision: FeatureDecision,
   ): Verdict {
-    const shadow = !decision.allowed && (mode ?? config.mode) === 'shadow'
+    if (decision.allowed) {
+      record(decisions, customerId, admission('feature', lever, decision.source))
+      return PASS
+    }
+    const shadow = (mode ?? config.mode) === 'shadow'
     const entry: DecisionRecord = {
       kind: 'feature',
       subject: lever,
@@ -162,7 +169,6 @@ export function createGate(config: GateConfig) {
     }
     if (shadow) entry.shadow = true
     record(decisions, customerId, entry)
-    if (decision.allowed) return PASS
     return refuse(toDenial(decision.denied, customerId, lever, denialHeaders(customerId)), shadow)
   }
 
@@ -173,9 +179,15 @@ export function createGate(config: GateConfig) {
     /** A request on a `consume()` route: 401 (a pass in shadow mode) without a customer, else the decision. */
     route<A extends unknown[]>(state: PlanshipRequestState, route: ResolvedConsume<A>, args: A): MaybePromise<Verdict> {
       if (state.customerId === undefined) return unidentifiedVerdict(route.mode)
-      const cost = route.cost(args)
-      const call = { meteringId: route.meteringId, cost, bucket: route.bucket(args), failMode: route.failMode }
-      return consume(state.decisions, state.customerId, { ...call, mode: route.mode })
+      return decide(state.decisions, {
+        customerId: state.customerId,
+        meteringId: route.meteringId,
+        cost: route.cost(args),
+        bucket: route.bucket(args),
+        failMode: route.failMode,
+        mode: route.mode,
+        room: style !== false,
+      })
     },
 
     /** A request on a `requireFeature()` route. */
@@ -199,14 +211,13 @@ export function createGate(config: GateConfig) {
     customerId: string,
     call: ConsumeCall,
   ): MaybePromise<Verdict> {
-    const deciding = enforcer.consume({
-      customerId,
-      meteringId: call.meteringId,
-      bucket: call.bucket,
-      cost: call.cost,
-      failMode: call.failMode,
-      room: style !== false,
-    })
+    const { meteringId, bucket, cost, failMode, mode } = call
+    return decide(decisions, { customerId, meteringId, cost, bucket, failMode, mode, room: style !== false })
+  }
+
+  /** One object per request, from the route to the store: the enforcer's request is the call. */
+  function decide(decisions: DecisionRecord[] | undefined, call: ConsumeRequest & ConsumeCall): MaybePromise<Verdict> {
+    const deciding = enforcer.consume(call)
     if (isPromiseLike(deciding)) return Promise.resolve(deciding).then((decision) => decided(decision))
     return decided(deciding)
 
@@ -218,8 +229,8 @@ export function createGate(config: GateConfig) {
           ? decision.denied.lever
           : undefined
       const learning = lever === undefined ? undefined : config.resets?.learning(lever)
-      if (learning === undefined) return consumed(decisions, customerId, call, decision)
-      return learning.then(() => consumed(decisions, customerId, call, decision))
+      if (learning === undefined) return consumed(decisions, call.customerId, call, decision)
+      return learning.then(() => consumed(decisions, call.customerId, call, decision))
     }
   }
 

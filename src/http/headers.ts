@@ -5,16 +5,12 @@
  */
 export type HeaderStyle = 'draft' | 'legacy' | false
 
-/** What the headers describe: the lever with the least room. */
-export interface Quota {
-  lever: string
-  remaining: number
-  /** The lever's whole allowance, when known. */
-  limit: number | undefined
-  /** Seconds until the allowance comes back, when known (a rolling window, a renewal). */
-  resetSeconds: number | undefined
+/** When the allowance comes back, when known. */
+export interface Reset {
+  /** Seconds until the allowance comes back (a rolling window, a renewal). */
+  resetSeconds?: number | undefined
   /** A rolling window's length in seconds, when the lever has one. */
-  windowSeconds: number | undefined
+  windowSeconds?: number | undefined
 }
 
 /** Lever slugs as structured-field strings, built once per lever, not per response. */
@@ -32,10 +28,36 @@ function sfString(value: string): string {
   return name
 }
 
-/** The rate-limit headers of `quota` in `style` (draft-ietf-httpapi-ratelimit-headers: one named policy per lever). */
-export function rateLimitHeaders(style: HeaderStyle, quota: Quota, nowMs: number): Record<string, string> {
+/**
+ * The last `RateLimit-Policy` of each lever: it changes with the customer's plan only, so it is
+ * built once per lever and allowance, not per response.
+ */
+const policies = new Map<string, { limit: number; windowSeconds: number | undefined; value: string }>()
+
+function policy(lever: string, limit: number, windowSeconds: number | undefined): string {
+  const known = policies.get(lever)
+  if (known !== undefined && known.limit === limit && known.windowSeconds === windowSeconds) return known.value
+  const name = sfString(lever)
+  const value = windowSeconds === undefined ? `${name};q=${limit}` : `${name};q=${limit};w=${windowSeconds}`
+  if (known === undefined && policies.size >= MAX_NAMES) policies.clear()
+  policies.set(lever, { limit, windowSeconds, value })
+  return value
+}
+
+/**
+ * The rate-limit headers in `style` of the lever with the least room (draft-ietf-httpapi-ratelimit-headers:
+ * one named policy per lever): `remaining` units left of `limit` (when known), back per `reset`.
+ */
+export function rateLimitHeaders(
+  style: HeaderStyle,
+  lever: string,
+  remaining: number,
+  limit: number | undefined,
+  reset: Reset | undefined,
+  nowMs: number,
+): Record<string, string> {
   if (style === false) return {}
-  const { remaining, limit, resetSeconds, windowSeconds } = quota
+  const resetSeconds = reset?.resetSeconds
   if (style === 'legacy') {
     const headers: Record<string, string> = {}
     if (limit !== undefined) headers['X-RateLimit-Limit'] = String(limit)
@@ -44,12 +66,9 @@ export function rateLimitHeaders(style: HeaderStyle, quota: Quota, nowMs: number
     if (resetSeconds !== undefined) headers['X-RateLimit-Reset'] = String(Math.ceil(nowMs / 1000) + resetSeconds)
     return headers
   }
-  const name = sfString(quota.lever)
-  const headers: Record<string, string> = {
-    RateLimit: resetSeconds === undefined ? `${name};r=${remaining}` : `${name};r=${remaining};t=${resetSeconds}`,
-  }
-  if (limit !== undefined)
-    headers['RateLimit-Policy'] =
-      windowSeconds === undefined ? `${name};q=${limit}` : `${name};q=${limit};w=${windowSeconds}`
-  return headers
+  const name = sfString(lever)
+  const rateLimit = resetSeconds === undefined ? `${name};r=${remaining}` : `${name};r=${remaining};t=${resetSeconds}`
+  return limit === undefined
+    ? { RateLimit: rateLimit }
+    : { RateLimit: rateLimit, 'RateLimit-Policy': policy(lever, limit, reset?.windowSeconds) }
 }

@@ -1,6 +1,9 @@
 import type { DecisionSource } from '../enforcement/enforcer.js'
 
-/** One decision taken for a request, in the order they were taken. */
+/**
+ * One decision taken for a request, in the order they were taken. Admissions share one frozen
+ * record per metering id (or lever) and source: read them, do not change them.
+ */
 export interface DecisionRecord {
   kind: 'consume' | 'feature'
   /** The metering id (consume) or lever (feature) checked. */

@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa'
-import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
+import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
 import { identifyCustomer } from '../http/identify.js'
@@ -24,6 +24,15 @@ type Ctx = Context & { state: Partial<PlanshipState> }
 type Denied = Extract<Verdict, { allowed: false }>
 
 const succeeded = ([ctx]: [Context]) => ctx.status < 400
+
+/**
+ * Node's own `setHeader`: Koa's `ctx.set` builds arrays per call (`Object.entries`, `map`),
+ * which is most of what the headers would cost on every metered response.
+ */
+function setHeaders(ctx: Context, headers: Record<string, string>): void {
+  if (ctx.headerSent) return
+  for (const name in headers) ctx.res.setHeader(name, headers[name]!)
+}
 
 /** The thin Koa layer over the shared gate: identify, consume, requireFeature. */
 export function createKoaAdapter(config: KoaAdapterConfig) {
@@ -63,26 +72,40 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
 
     consume(meteringId: string, options: ConsumeOptions = {}): Middleware<PlanshipState> {
       const route = validateConsume(meteringId, options, log, succeeded)
-      // Awaits only what is really asynchronous: on a warm cache the decision is synchronous.
-      return async function planshipConsume(ctx: Ctx, next: Next) {
-        const identifying = identify(ctx)
-        const state = isPromiseLike(identifying) ? await identifying : identifying
+
+      /** After the handler: the usage is reported, or the reservation returned when it threw. */
+      function settle(args: [Context], reservation: Reservation, next: Next): Promise<void> {
+        return next().then(
+          () => {
+            const usage = route.shouldReport(args) ? route.usage(args, reservation.cost) : undefined
+            return gate.settle(reservation, usage)
+          },
+          (error: unknown) => Promise.resolve(gate.settle(reservation, undefined)).then(() => Promise.reject(error)),
+        )
+      }
+
+      function admit(ctx: Ctx, next: Next, args: [Context], verdict: Verdict): Promise<void> {
+        if (!verdict.allowed) return deny(ctx, verdict)
+        if (verdict.headers !== undefined) setHeaders(ctx, verdict.headers)
+        const reservation = verdict.reservation
+        return reservation === undefined ? next() : settle(args, reservation, next)
+      }
+
+      function decide(ctx: Ctx, next: Next, state: PlanshipRequestState): Promise<void> {
         const args: [Context] = [ctx]
         const deciding = gate.route(state, route, args)
-        const verdict = isPromiseLike(deciding) ? await deciding : deciding
-        if (!verdict.allowed) return deny(ctx, verdict)
-        if (verdict.headers !== undefined) ctx.set(verdict.headers)
-        const reservation = verdict.reservation
-        if (reservation === undefined) return next()
-        try {
-          await next()
-        } catch (error) {
-          await gate.settle(reservation, undefined)
-          throw error
-        }
-        const reported = route.shouldReport(args)
-        const settling = gate.settle(reservation, reported ? route.usage(args, reservation.cost) : undefined)
-        if (isPromiseLike(settling)) await settling
+        return isPromiseLike(deciding)
+          ? Promise.resolve(deciding).then((verdict) => admit(ctx, next, args, verdict))
+          : admit(ctx, next, args, deciding)
+      }
+
+      // Not async: on a warm cache the decision is synchronous, and this layer adds no promise
+      // of its own before the handler runs.
+      return function planshipConsume(ctx: Ctx, next: Next) {
+        const identifying = identify(ctx)
+        return isPromiseLike(identifying)
+          ? Promise.resolve(identifying).then((state) => decide(ctx, next, state))
+          : decide(ctx, next, identifying)
       }
     },
 

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import type { CircuitBreaker } from '../enforcement/backoff.js'
 import type { UsageStore } from '../enforcement/store.js'
-import type { MeterEvent } from '../events.js'
+import type { DecisionFields, DecisionSink, MeterEvent } from '../events.js'
 import type { DeliveryStats } from '../reporting/reporter.js'
 import { loadOtelApi, type OtelApi } from './otel-api.js'
 import type { ClientInstrumentation } from './client-hook.js'
@@ -42,8 +42,10 @@ interface Observed {
 
 /** A meter's OpenTelemetry instrumentation. */
 export interface Telemetry {
-  /** Counts decisions, denials and report outcomes from the meter's events. Never throws. */
+  /** Counts denials and report outcomes from the meter's events (and decisions, if given one). Never throws. */
   onEvent(event: MeterEvent): void
+  /** Counts one decision: called per request, so it builds no event object. Never throws. */
+  decision(record: DecisionFields, cost: number | undefined): void
   /** Spans and durations of every Planship call. */
   client: ClientInstrumentation
   /** Records one call to a shared store (Redis): its duration and, when it failed, why. */
@@ -141,21 +143,30 @@ export function createTelemetry(): Telemetry | undefined {
     [...tallies.map((tally) => tally.instrument), duplicated, pendingUnits, pendingKeys, breakerState],
   )
 
+  /** Per decision record (admissions share theirs), its tally key: no string built per request. */
+  const decisionKeys = new WeakMap<DecisionFields, string>()
+  const meteringIdAttributes = (subject: string) => ({ 'planship_meter.metering_id': subject })
+
   return {
+    decision(record, cost) {
+      let key = decisionKeys.get(record)
+      if (key === undefined)
+        decisionKeys.set(record, (key = `${record.kind}\u0000${record.allowed}\u0000${record.source}`))
+      const { kind, allowed, source } = record
+      decisions.add(1, key, () => ({
+        'planship_meter.decision.kind': kind,
+        'planship_meter.decision.allowed': allowed,
+        'planship_meter.decision.source': source,
+      }))
+      if (allowed && kind === 'consume' && cost !== undefined && cost > 0) {
+        admitted.add(cost, record.subject, meteringIdAttributes)
+      }
+    },
+
     onEvent(event) {
       switch (event.type) {
-        case 'decision': {
-          const { kind, allowed, source, cost, subject } = event
-          decisions.add(1, `${kind}\u0000${allowed}\u0000${source}`, () => ({
-            'planship_meter.decision.kind': kind,
-            'planship_meter.decision.allowed': allowed,
-            'planship_meter.decision.source': source,
-          }))
-          if (allowed && kind === 'consume' && cost !== undefined && cost > 0) {
-            admitted.add(cost, subject, () => ({ 'planship_meter.metering_id': subject }))
-          }
-          return
-        }
+        case 'decision':
+          return this.decision(event, event.cost)
         case 'denial': {
           const { code, lever } = event.denial
           denials.add(1, `${code}\u0000${lever ?? ''}`, () =>
@@ -231,15 +242,40 @@ class Tally {
 
   constructor(readonly instrument: OtelApi.ObservableCounter) {}
 
-  add(value: number, key: string, attributes: () => OtelApi.Attributes): void {
+  /** `attributes` is called once per key, with the key (a function that needs no closure per call). */
+  add(value: number, key: string, attributes: (key: string) => OtelApi.Attributes): void {
     if (value === 0) return
     const entry = this.#entries.get(key)
-    if (entry === undefined) this.#entries.set(key, { attributes: attributes(), value })
+    if (entry === undefined) this.#entries.set(key, { attributes: attributes(key), value })
     else entry.value += value
   }
 
   observe(result: OtelApi.BatchObservableResult): void {
     for (const { attributes, value } of this.#entries.values()) result.observe(this.instrument, value, attributes)
+  }
+}
+
+/**
+ * Where each decision goes: the telemetry counts it, and only a user's `onEvent` gets an event
+ * object, built for it alone. `undefined` when neither listens: a decision then costs nothing.
+ */
+export function decisionSink(
+  telemetry: Telemetry | undefined,
+  listener: ((event: MeterEvent) => void) | undefined,
+): DecisionSink | undefined {
+  if (telemetry === undefined && listener === undefined) return undefined
+  return (customerId, record, cost) => {
+    try {
+      telemetry?.decision(record, cost)
+    } catch {
+      // An SDK failing must not cost the user their own listener.
+    }
+    if (listener === undefined) return
+    try {
+      listener({ type: 'decision', customerId, ...record, cost })
+    } catch {
+      // A metrics hook must not take the API down with it.
+    }
   }
 }
 
