@@ -3,9 +3,12 @@
  * headers, koa-ratelimit (K) and
  * the official SDK pattern (C), each server in its own process, the emulator in another, load
  * from this one, in alternating rounds, reported as medians with their min–max.
- * `npm run bench -- --smoke` runs a few seconds of it, without thresholds (CI).
+ * `npm run bench -- --smoke` runs a few seconds of it, without thresholds (CI). `--rate N` loads
+ * every server at the same N req/s (CPU per request at equal load), `--pin` puts the server on
+ * its own CPU, `--modes bare,meter` runs some of the servers; bench/pipeline.ts is the in-process,
+ * less noisy view of the request path.
  */
-import { type ChildProcess, fork } from 'node:child_process'
+import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -23,6 +26,12 @@ const { values } = parseArgs({
     'latency-ms': { type: 'string' },
     customers: { type: 'string' },
     'memory-customers': { type: 'string' },
+    /** Requests per second, the same for every server (autocannon's overallRate): CPU per request at equal load. */
+    rate: { type: 'string' },
+    /** Pins the server to one CPU and the load generator and emulator to another (needs taskset and 2 CPUs). */
+    pin: { type: 'boolean', default: false },
+    /** Comma-separated servers to run, e.g. `bare,meter` (default: all). */
+    modes: { type: 'string' },
   },
 })
 const smoke = values.smoke === true
@@ -34,6 +43,8 @@ const customers = Number(values.customers ?? (smoke ? 50 : 1_000))
 const memoryCustomers = Number(values['memory-customers'] ?? (smoke ? 2_000 : 200_000))
 /** RSS is read first after this many distinct customers, then after all of them. */
 const memoryCheckpoint = Math.min(10_000, memoryCustomers / 2)
+const pinned = values.pin === true && os.cpus().length >= 2
+const rate = values.rate === undefined ? undefined : Number(values.rate)
 
 interface Server {
   child: ChildProcess
@@ -56,6 +67,7 @@ function start(script: string, args: string[], env: Record<string, string> = {})
     env: { ...process.env, ...env },
     stdio: isServer ? ['ignore', 'pipe', 'inherit', 'ipc'] : 'inherit',
   })
+  if (pinned) pin(child.pid!, isServer ? SERVER_CPU : LOAD_CPU)
   let freed = 0
   let partial = ''
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -74,12 +86,22 @@ function start(script: string, args: string[], env: Record<string, string> = {})
   })
 }
 
+/** `--pin`: the server under test on CPU 0, the load generator and the emulator on CPU 1 (Linux, taskset). */
+const SERVER_CPU = '0'
+const LOAD_CPU = '1'
+function pin(pid: number, cpu: string) {
+  execFileSync('taskset', ['-a', '-p', '-c', cpu, String(pid)], { stdio: 'ignore' })
+}
+if (pinned) pin(process.pid, LOAD_CPU)
+
 /** Load with one customer id per request, rotating through `count` ids. */
 function load(port: number, prefix: string, count: number, opts: { durationS?: number; amount?: number }) {
   let next = 0
   return autocannon({
     url: `http://127.0.0.1:${port}/v1/widgets`,
     connections,
+    // The measured run only: warm-ups go as fast as they can.
+    ...(rate !== undefined && opts.amount === undefined && opts.durationS === undefined ? { overallRate: rate } : {}),
     ...(opts.amount === undefined ? { duration: opts.durationS ?? durationS } : { amount: opts.amount }),
     requests: [
       {
@@ -176,7 +198,12 @@ async function manyCustomers(count: number, checkpoint: number) {
   return { rssStart, rssCheckpoint, rssEnd: end.rss, heapEnd: end.heapUsed, postsPerSecond: posts / seconds }
 }
 
-const modes: Mode[] = ['bare', 'meter', 'meter-quiet', 'meter-no-headers', 'ratelimit', 'official']
+const ALL_MODES: Mode[] = ['bare', 'meter', 'meter-quiet', 'meter-no-headers', 'ratelimit', 'official']
+const modes = values.modes === undefined ? ALL_MODES : (values.modes.split(',') as Mode[])
+const unknownMode = modes.find((mode) => !ALL_MODES.includes(mode))
+if (unknownMode !== undefined)
+  throw new TypeError(`--modes: unknown server ${unknownMode} (known: ${ALL_MODES.join(', ')})`)
+const has = (...wanted: Mode[]) => wanted.every((mode) => modes.includes(mode))
 const samples = new Map<Mode, Sample[]>(modes.map((mode) => [mode, []]))
 for (let round = 0; round < rounds; round++) {
   // Alternate the order, so that no server always runs on a warmer (or busier) machine.
@@ -247,24 +274,29 @@ let postsPerSecond = Number.NaN
 if (rounds > 0) {
   console.log('\n(upstream columns: calls to Planship per 1 000 requests, median)\n')
   const m = (mode: Mode, pick: (sample: Sample) => number) => median(of(mode, pick))
-  const rpsB = m('meter', (s) => s.rps)
-  const cpuA = m('bare', (s) => s.cpuUs)
-  const cpuB = m('meter', (s) => s.cpuUs)
-  console.log(
-    `A/B server CPU ${(cpuA / cpuB).toFixed(2)} (target ≥ 0.90): A ${cpuA.toFixed(1)} µs, B ${cpuB.toFixed(1)} µs, ` +
-      `B with reporting off ${m('meter-quiet', (s) => s.cpuUs).toFixed(1)} µs, K ${m('ratelimit', (s) => s.cpuUs).toFixed(1)} µs`,
-  )
-  console.log(
-    `B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)} (target ≥ 0.90); ` +
-      `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms (target ≤ 1 ms); ` +
-      `B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×`,
-  )
-  const cpuNoHeaders = m('meter-no-headers', (s) => s.cpuUs)
-  console.log(
-    `RateLimit headers: ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
-      `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
-  )
-  postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * rpsB) / 1000
+  const cpu = (mode: Mode) => m(mode, (s) => s.cpuUs)
+  if (has('bare', 'meter')) {
+    const [cpuA, cpuB] = [cpu('bare'), cpu('meter')]
+    const others = (['meter-quiet', 'ratelimit'] as const).filter((mode) => has(mode))
+    console.log(
+      `A/B server CPU ${(cpuA / cpuB).toFixed(2)} (target ≥ 0.90): A ${cpuA.toFixed(1)} µs, B ${cpuB.toFixed(1)} µs` +
+        others.map((mode) => `, ${names[mode].split(' (')[0]} ${cpu(mode).toFixed(1)} µs`).join(''),
+    )
+    const rpsB = m('meter', (s) => s.rps)
+    console.log(
+      `B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)} (target ≥ 0.90${rate === undefined ? '' : `; equal at --rate ${rate}`}); ` +
+        `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms (target ≤ 1 ms)` +
+        (has('official') ? `; B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×` : ''),
+    )
+  }
+  if (has('meter', 'meter-no-headers')) {
+    const [cpuB, cpuNoHeaders] = [cpu('meter'), cpu('meter-no-headers')]
+    console.log(
+      `RateLimit headers: ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
+        `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
+    )
+  }
+  if (has('meter')) postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * m('meter', (s) => s.rps)) / 1000
 }
 // Then many distinct customers through B: report POSTs per second and RSS (printed last, it is long).
 const busy = await manyCustomers(memoryCustomers, memoryCheckpoint)

@@ -218,20 +218,25 @@ export function createGate(config: GateConfig) {
   /** One object per request, from the route to the store: the enforcer's request is the call. */
   function decide(decisions: DecisionRecord[] | undefined, call: ConsumeRequest & ConsumeCall): MaybePromise<Verdict> {
     const deciding = enforcer.consume(call)
-    if (isPromiseLike(deciding)) return Promise.resolve(deciding).then((decision) => decided(decision))
-    return decided(deciding)
+    return isPromiseLike(deciding)
+      ? Promise.resolve(deciding).then((decision) => afterReset(decisions, call, decision))
+      : afterReset(decisions, call, deciding)
+  }
 
-    /** The first decision about a lever waits for its reset to be read, once: its headers are then complete. */
-    function decided(decision: ConsumeDecision): MaybePromise<Verdict> {
-      const lever = decision.allowed
-        ? decision.room?.lever
-        : 'lever' in decision.denied
-          ? decision.denied.lever
-          : undefined
-      const learning = lever === undefined ? undefined : config.resets?.learning(lever)
-      if (learning === undefined) return consumed(decisions, call.customerId, call, decision)
-      return learning.then(() => consumed(decisions, call.customerId, call, decision))
-    }
+  /** The first decision about a lever waits for its reset to be read, once: its headers are then complete. */
+  function afterReset(
+    decisions: DecisionRecord[] | undefined,
+    call: ConsumeRequest & ConsumeCall,
+    decision: ConsumeDecision,
+  ): MaybePromise<Verdict> {
+    const lever = decision.allowed
+      ? decision.room?.lever
+      : 'lever' in decision.denied
+        ? decision.denied.lever
+        : undefined
+    const learning = lever === undefined ? undefined : config.resets?.learning(lever)
+    if (learning === undefined) return consumed(decisions, call.customerId, call, decision)
+    return learning.then(() => consumed(decisions, call.customerId, call, decision))
   }
 
   function requireFeature(
