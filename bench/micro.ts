@@ -41,7 +41,8 @@ async function measure(setup: string): Promise<void> {
   const next = async () => {}
   const run = async (i: number) => {
     const id = `bench-${i % customers}`
-    const ctx = { get: () => id, set: () => {}, state: {}, status: 200 } as unknown as Context
+    const res = { setHeader: () => {} }
+    const ctx = { get: () => id, state: {}, status: 200, headerSent: false, res } as unknown as Context
     await ident(ctx, () => mw(ctx, next))
   }
   for (let i = 0; i < customers; i++) await run(i)

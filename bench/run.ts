@@ -143,7 +143,13 @@ const target = emulator.ready as unknown as PlanshipTarget
 const counts = async () => (await ask(emulator.child, { type: 'counts' }))['counts'] as Record<string, number>
 const stats = async (server: Server, gc = false) => {
   const reply = await ask(server.child, { type: 'stats', gc })
-  return { cpuUs: reply['cpuUs'] as number, heapUsed: reply['heapUsed'] as number, rss: reply['rss'] as number }
+  return {
+    cpuUs: reply['cpuUs'] as number,
+    heapUsed: reply['heapUsed'] as number,
+    heapTotal: reply['heapTotal'] as number,
+    external: reply['external'] as number,
+    rss: reply['rss'] as number,
+  }
 }
 
 async function measure(mode: Mode): Promise<Sample> {
@@ -193,9 +199,19 @@ async function manyCustomers(count: number, checkpoint: number) {
   const seconds = (performance.now() - startedAt) / 1000
   const posts = ((await counts())['reportUsage'] ?? 0) - (before['reportUsage'] ?? 0)
   const end = await stats(server, true)
+  if (process.env['BENCH_HEAP_SNAPSHOT'] !== undefined)
+    console.log('heap snapshot', (await ask(server.child, { type: 'heap-snapshot' }))['file'])
   await ask(emulator.child, { type: 'latency', ms: latencyMs })
   await stop(server.child)
-  return { rssStart, rssCheckpoint, rssEnd: end.rss, heapEnd: end.heapUsed, postsPerSecond: posts / seconds }
+  return {
+    rssStart,
+    rssCheckpoint,
+    rssEnd: end.rss,
+    heapEnd: end.heapUsed,
+    heapTotalEnd: end.heapTotal,
+    externalEnd: end.external,
+    postsPerSecond: posts / seconds,
+  }
 }
 
 const ALL_MODES: Mode[] = ['bare', 'meter', 'meter-quiet', 'meter-no-headers', 'ratelimit', 'official']
@@ -307,5 +323,5 @@ console.log(
 )
 console.log(
   `B RSS ${mb(busy.rssStart)} at start, ${mb(busy.rssCheckpoint)} after ${memoryCheckpoint} distinct customers, ` +
-    `${mb(busy.rssEnd)} after ${memoryCustomers} (heap ${mb(busy.heapEnd)})`,
+    `${mb(busy.rssEnd)} after ${memoryCustomers} (heap ${mb(busy.heapEnd)} used of ${mb(busy.heapTotalEnd)}, external ${mb(busy.externalEnd)})`,
 )

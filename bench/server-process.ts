@@ -1,5 +1,6 @@
 /** One server under test, in its own process (argv: mode, target JSON), answering IPC from run.ts. */
 import type { AddressInfo } from 'node:net'
+import { writeHeapSnapshot } from 'node:v8'
 import { createServer, type Mode, type PlanshipTarget } from './servers.js'
 
 const [mode, target] = [process.argv[2] as Mode, JSON.parse(process.argv[3] ?? '{}') as PlanshipTarget]
@@ -9,7 +10,7 @@ const server = app.listen(0, '127.0.0.1', () => {
 })
 server.keepAliveTimeout = 30_000
 
-export type ServerMessage = { type: 'stats'; gc?: boolean } | { type: 'close' }
+export type ServerMessage = { type: 'stats'; gc?: boolean } | { type: 'close' } | { type: 'heap-snapshot' }
 
 process.on('message', async (message: ServerMessage) => {
   if (message.type === 'close') {
@@ -17,6 +18,10 @@ process.on('message', async (message: ServerMessage) => {
     server.closeAllConnections()
     await meter?.close()
     process.disconnect()
+    return
+  }
+  if (message.type === 'heap-snapshot') {
+    process.send?.({ type: 'heap-snapshot', file: writeHeapSnapshot() })
     return
   }
   const cpu = process.cpuUsage()
@@ -27,6 +32,8 @@ process.on('message', async (message: ServerMessage) => {
     cpuUs: cpu.user + cpu.system,
     rss: memory.rss,
     heapUsed: memory.heapUsed,
+    heapTotal: memory.heapTotal,
+    external: memory.external,
     calls: meter?.planshipCalls(),
   })
 })

@@ -136,7 +136,7 @@ export class MemoryUsageStore implements UsageStore {
       if (least === undefined || left - request.cost < least.remaining)
         least = { lever: limit.lever, remaining: left - request.cost }
     }
-    const cell = this.#cell(request)
+    const cell = this.#cell(request, customer)
     if (this.#unsentKeys >= this.#config.maxPendingKeys && cell.pending + cell.sending === 0) {
       this.#dropIfEmpty(cell)
       return { ok: false, backlog: true }
@@ -286,8 +286,9 @@ export class MemoryUsageStore implements UsageStore {
     return customer
   }
 
-  #cell(key: UsageKey): Cell {
-    const customer = this.#customer(key.customerId)
+  /** `known`: the key's customer, when the caller already looked it up. */
+  #cell(key: UsageKey, known?: CustomerState): Cell {
+    const customer = known ?? this.#customer(key.customerId)
     const cells = customer.cells
     const id = cellId(key)
     let cell = cells.get(id)
