@@ -3,7 +3,7 @@ import Router from '@koa/router'
 import Koa from 'koa'
 import request from 'supertest'
 import { Planship } from '@planship/fetch'
-import { createMeter, type PlanshipState } from '../../src/index.js'
+import { createMeter, type DecisionRecord, type PlanshipState } from '../../src/index.js'
 import { assertRendersUntouched, demoApp, eachServedDemo, type Harness, startHarness } from '../helpers/harness.js'
 
 describe('consume()', () => {
@@ -135,3 +135,38 @@ async function fetchEntitlements(h: Harness, customer: string): Promise<Record<s
   )
   return (await client.getEntitlements(customer)) as Record<string, unknown>
 }
+
+describe('consume() decision records', () => {
+  it('shares one frozen record per metering id and source between admitted requests, and builds a denial’s own', async () => {
+    const h = await startHarness()
+    const app = new Koa()
+    const router = new Router()
+    const seen: DecisionRecord[] = []
+    app.use(async (ctx, next) => {
+      await next()
+      seen.push(...(ctx.state['planship'] as { decisions: DecisionRecord[] }).decisions)
+    })
+    app.use(h.meter.middleware())
+    router.get('/v1/widgets', h.meter.consume('api-call', { cost: 60 }), (ctx) => {
+      ctx.body = 'ok'
+    })
+    app.use(router.routes())
+    const call = () => request(app.callback()).get('/v1/widgets')
+    await call().set('x-customer-id', 'pro-customer').expect(200)
+    await call().set('x-customer-id', 'free-customer').expect(200)
+    await call().set('x-customer-id', 'free-customer').expect(429) // 100 api calls: 60 + 60 do not fit
+    const [first, second, denied] = seen
+    assert.equal(first, second, 'the same record for both admissions')
+    assert.ok(Object.isFrozen(first))
+    assert.deepEqual(first, { kind: 'consume', subject: 'api-call', allowed: true, source: 'fresh' })
+    assert.deepEqual(denied, {
+      kind: 'consume',
+      subject: 'api-call',
+      allowed: false,
+      source: 'fresh',
+      lever: 'api-calls',
+    })
+    assert.ok(!Object.isFrozen(denied))
+    await h.close()
+  })
+})
