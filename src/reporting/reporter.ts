@@ -146,7 +146,7 @@ export class Reporter {
     let waiting: number[] = []
     let dueBy: number | undefined
     for (;;) {
-      const result = await this.#enqueue(false, dueBy)
+      const result = await this.#enqueue(false, dueBy, deadline)
       refused.push(...result.rejected)
       waiting = [...waiting.filter((at) => dueBy !== undefined && at > dueBy), ...this.#retryAts]
       if (waiting.length === 0 || (await this.#config.store.pendingUnits()) === 0) break
@@ -161,7 +161,9 @@ export class Reporter {
     const undelivered = [...left, ...refused]
     if (undelivered.length > 0) {
       const units = undelivered.reduce((sum, report) => sum + report.usage, 0)
-      this.#config.log.error(`close(): ${units} usage units could not be reported`, { undelivered })
+      // The whole list is close()'s result; the log line names the first few keys only.
+      const fields = { keys: undelivered.length, undelivered: undelivered.slice(0, 20) }
+      this.#config.log.error(`close(): ${units} usage units could not be reported`, fields)
       for (const report of left) this.#config.emit?.({ type: 'drop', report, reason: 'undelivered' })
     }
     return { undelivered }
@@ -185,9 +187,10 @@ export class Reporter {
     this.#wake = new AbortController()
   }
 
-  #enqueue(paced: boolean, dueBy?: number): Promise<FlushResult> {
+  /** `deadline` (a `performance.now()` time, close() only): reports not started by then stay pending. */
+  #enqueue(paced: boolean, dueBy?: number, deadline?: number): Promise<FlushResult> {
     this.#queued++
-    const pass = this.#tail.then(() => this.#send(paced, dueBy)).finally(() => this.#queued--)
+    const pass = this.#tail.then(() => this.#send(paced, dueBy, deadline)).finally(() => this.#queued--)
     this.#tail = pass.catch(() => {})
     return pass
   }
@@ -196,7 +199,11 @@ export class Reporter {
    * One pass over pending usage. A background pass spreads its POSTs over the flush interval
    * instead of bursting them, so that a thousand keys do not stall the app's requests at once.
    */
-  async #send(paced: boolean, dueBy = paced ? this.#config.clock.now() : undefined): Promise<FlushResult> {
+  async #send(
+    paced: boolean,
+    dueBy = paced ? this.#config.clock.now() : undefined,
+    deadline = Number.POSITIVE_INFINITY,
+  ): Promise<FlushResult> {
     // A background pass leaves keys alone while they wait out a retry backoff; flush() does not.
     // The report budget: a background pass sends at most an interval's share of it of busy keys
     // (usage keeps coming: waiting merges more), so the POST rate stays bounded however many
@@ -228,6 +235,13 @@ export class Reporter {
         const index = next++
         const waitMs = startedAt + index * spacingMs - performance.now()
         if (waitMs >= 1 && !wake.aborted) await sleep(waitMs, wake)
+        if (performance.now() >= deadline) {
+          // close() has run out of time: thousands of keys at a few POSTs at a time must not
+          // hold shutdown for minutes. What is not sent is returned to the app as undelivered.
+          await this.#config.store.restore(reports[index]!)
+          result.retainedUnits += reports[index]!.usage
+          continue
+        }
         await this.#deliver(reports[index]!, result, failures)
       }
     }

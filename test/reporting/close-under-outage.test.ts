@@ -34,3 +34,33 @@ describe('close() and logs under an outage', function () {
     )
   })
 })
+
+describe('close() with more pending keys than it has time for', function () {
+  this.timeout(20_000)
+  let h: Harness
+  beforeEach(async () => {
+    h = await startHarness()
+  })
+  afterEach(() => h.close())
+
+  it('stops starting reports at closeTimeoutMs and returns the rest as undelivered, losing nothing', async () => {
+    const meter = createMeter({
+      ...h.options,
+      reporting: { flushIntervalMs: 3_600_000, maxConcurrency: 1, closeTimeoutMs: 1_000 },
+    })
+    const koa = appWith(meter.consume('api-call'))
+    const customers = Array.from({ length: 40 }, (_, i) => `one-off-${i}`)
+    for (const customer of customers) {
+      h.emu.createCustomer(customer, 'pro')
+      await request(koa.callback()).post('/').set('x-customer-id', customer).expect(200)
+    }
+    // One POST at a time, 200 ms each: all forty would hold shutdown for 8 s.
+    h.emu.setLatency(200)
+    const result = await meter.close()
+    const recorded = h.emu.recordedUsage({ meteringId: 'api-call' })
+    assert.ok(result.undelivered.length > 0, 'some keys were left for the app to persist')
+    assert.ok(recorded > 0, 'the first keys went out')
+    assert.equal(recorded + result.undelivered.length, customers.length, 'every unit is either recorded or returned')
+    assert.ok(h.logger.lines.some((line) => line.startsWith(`error close(): ${result.undelivered.length} usage units`)))
+  })
+})
