@@ -310,15 +310,15 @@ export class MemoryUsageStore implements UsageStore {
   }
 
   /**
-   * Forgets the least recently active customers that have nothing left to send, down to `keep`.
-   * Looks at `scan` of the oldest at most, so a backlog of pending usage never makes this slow.
+   * Forgets the least recently active customers that have nothing left to send. Looks at a few
+   * of the oldest only, so a backlog of pending usage never makes this slow.
    */
-  #forgetOldest(keep: number, scan = FORGET_SCAN): void {
+  #forgetOldest(keep: number): void {
     // Usage Planship acknowledged within the lag may be missing from any snapshot: keep it.
     const visibleBefore = this.#config.clock.now() - this.#config.aggregationLagMs
     let looked = 0
     for (const [customerId, customer] of this.#customers) {
-      if (this.#customers.size <= keep || ++looked > scan) return
+      if (this.#customers.size <= keep || ++looked > FORGET_SCAN) return
       pruneAcked(customer, visibleBefore)
       if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
     }
@@ -332,20 +332,13 @@ export class MemoryUsageStore implements UsageStore {
     if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(cell.key.customerId)
   }
 
-  /**
-   * Forgets acknowledged usage that no usable snapshot can be missing any more; then, past
-   * `maxCustomers`, the least recently active customers whose usage is delivered. A new customer
-   * only looks at a few of the oldest, and those may still have been sending then: without this,
-   * a stream of one-off customers would stay for the whole snapshot age (minutes), far past the bound.
-   */
+  /** Forgets acknowledged usage that no usable snapshot can be missing any more. */
   #sweep(): void {
     const forgetBefore = this.#config.clock.now() - this.#config.aggregationLagMs - this.#config.maxSnapshotAgeMs
     for (const [customerId, customer] of this.#customers) {
       pruneAcked(customer, forgetBefore)
       if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
     }
-    const { maxCustomers } = this.#config
-    if (this.#customers.size > maxCustomers) this.#forgetOldest(maxCustomers, this.#customers.size)
   }
 }
 

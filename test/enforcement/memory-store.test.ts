@@ -173,18 +173,6 @@ describe('MemoryUsageStore', () => {
     assert.equal(store.pendingUnits(), 4, 'busy + e, f, g are still to be sent')
   })
 
-  it('forgets one-off customers past maxCustomers once their usage is delivered, with no new customer arriving', () => {
-    const { clock, store } = setup()
-    // Six customers come once each (maxPendingKeys): when each arrived, the oldest were still waiting to be sent.
-    for (let i = 0; i < 6; i++) assert.ok(admitOne(store, clock, `once-${i}`))
-    assert.equal(store.size, 6)
-    for (const report of store.takePending()) store.acknowledge(report, clock.now())
-    clock.advance(5_001) // past the aggregation lag, well within the snapshot age (60 s)
-    store.takePending() // a background flush pass, with nothing to send
-    assert.equal(store.size, 3, 'the bound holds without waiting for the snapshot age')
-    assert.equal(store.pendingUnits(), 0)
-  })
-
   it('refuses a new key once maxPendingKeys keys wait for delivery, and takes it again after a flush', () => {
     const { clock, store } = setup()
     const admit = (customerId: string) => admitOne(store, clock, customerId)
