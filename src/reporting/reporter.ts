@@ -89,6 +89,11 @@ export class Reporter {
   #tail: Promise<unknown> = Promise.resolve()
   #queued = 0
   #closed = false
+  /**
+   * close()'s deadline (`performance.now()` time): every pass, the one already running when
+   * close() began included, stops starting reports then; what is left stays pending.
+   */
+  #closeBy = Number.POSITIVE_INFINITY
   /** Aborted by flush() and close(): a paced pass sends the rest at once. */
   #wake = new AbortController()
   /** When each key that failed in the last pass may be retried. */
@@ -138,6 +143,7 @@ export class Reporter {
    */
   async close(deadline: number): Promise<CloseResult> {
     this.#closed = true
+    this.#closeBy = deadline
     clearInterval(this.#timer)
     this.#hurry()
     const refused: PendingReport[] = []
@@ -146,7 +152,7 @@ export class Reporter {
     let waiting: number[] = []
     let dueBy: number | undefined
     for (;;) {
-      const result = await this.#enqueue(false, dueBy, deadline)
+      const result = await this.#enqueue(false, dueBy)
       refused.push(...result.rejected)
       waiting = [...waiting.filter((at) => dueBy !== undefined && at > dueBy), ...this.#retryAts]
       if (waiting.length === 0 || (await this.#config.store.pendingUnits()) === 0) break
@@ -187,10 +193,9 @@ export class Reporter {
     this.#wake = new AbortController()
   }
 
-  /** `deadline` (a `performance.now()` time, close() only): reports not started by then stay pending. */
-  #enqueue(paced: boolean, dueBy?: number, deadline?: number): Promise<FlushResult> {
+  #enqueue(paced: boolean, dueBy?: number): Promise<FlushResult> {
     this.#queued++
-    const pass = this.#tail.then(() => this.#send(paced, dueBy, deadline)).finally(() => this.#queued--)
+    const pass = this.#tail.then(() => this.#send(paced, dueBy)).finally(() => this.#queued--)
     this.#tail = pass.catch(() => {})
     return pass
   }
@@ -199,11 +204,7 @@ export class Reporter {
    * One pass over pending usage. A background pass spreads its POSTs over the flush interval
    * instead of bursting them, so that a thousand keys do not stall the app's requests at once.
    */
-  async #send(
-    paced: boolean,
-    dueBy = paced ? this.#config.clock.now() : undefined,
-    deadline = Number.POSITIVE_INFINITY,
-  ): Promise<FlushResult> {
+  async #send(paced: boolean, dueBy = paced ? this.#config.clock.now() : undefined): Promise<FlushResult> {
     // A background pass leaves keys alone while they wait out a retry backoff; flush() does not.
     // The report budget: a background pass sends at most an interval's share of it of busy keys
     // (usage keeps coming: waiting merges more), so the POST rate stays bounded however many
@@ -235,7 +236,7 @@ export class Reporter {
         const index = next++
         const waitMs = startedAt + index * spacingMs - performance.now()
         if (waitMs >= 1 && !wake.aborted) await sleep(waitMs, wake)
-        if (performance.now() >= deadline) {
+        if (performance.now() >= this.#closeBy) {
           // close() has run out of time: thousands of keys at a few POSTs at a time must not
           // hold shutdown for minutes. What is not sent is returned to the app as undelivered.
           await this.#config.store.restore(reports[index]!)

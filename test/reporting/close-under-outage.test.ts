@@ -63,4 +63,25 @@ describe('close() with more pending keys than it has time for', function () {
     assert.equal(recorded + result.undelivered.length, customers.length, 'every unit is either recorded or returned')
     assert.ok(h.logger.lines.some((line) => line.startsWith(`error close(): ${result.undelivered.length} usage units`)))
   })
+
+  it('also cuts short a background pass already sending when close() begins', async () => {
+    const meter = createMeter({
+      ...h.options,
+      reporting: { flushIntervalMs: 300, maxConcurrency: 1, closeTimeoutMs: 1_000 },
+    })
+    const koa = appWith(meter.consume('api-call'))
+    const customers = Array.from({ length: 40 }, (_, i) => `idle-${i}`)
+    for (const customer of customers) {
+      h.emu.createCustomer(customer, 'pro')
+      await request(koa.callback()).post('/').set('x-customer-id', customer).expect(200)
+    }
+    h.emu.setLatency(200)
+    // Let a background pass take the idle keys and start sending them, 200 ms each.
+    const before = h.emu.requestCounts()['reportUsage'] ?? 0
+    while ((h.emu.requestCounts()['reportUsage'] ?? 0) === before) await new Promise((r) => setTimeout(r, 20))
+    const result = await meter.close()
+    const recorded = h.emu.recordedUsage({ meteringId: 'api-call' })
+    assert.ok(result.undelivered.length > 0, 'the running pass stopped at the deadline')
+    assert.equal(recorded + result.undelivered.length, customers.length, 'every unit is either recorded or returned')
+  })
 })
