@@ -126,14 +126,15 @@ export function createGate(config: GateConfig) {
           : headersOf(customerId, room.lever, room.remaining, room.limit, false)
       return { allowed: true, reservation: decision.reservation, headers }
     }
+    const lever = 'lever' in decision.denied ? decision.denied.lever : undefined
     const denied: DecisionRecord = {
       kind: 'consume',
       subject: call.meteringId,
       allowed: false,
       source: decision.source,
+      ...(lever !== undefined && { lever }),
+      ...(shadow && { shadow: true as const }),
     }
-    if ('lever' in decision.denied && decision.denied.lever !== undefined) denied.lever = decision.denied.lever
-    if (shadow) denied.shadow = true
     record(decisions, customerId, denied, call.cost)
     const verdict = refuse(toDenial(decision.denied, customerId, call.meteringId, denialHeaders(customerId)), shadow)
     // Shadow mode bills what it lets through, as enforcement would have; a customer id that
@@ -166,8 +167,8 @@ export function createGate(config: GateConfig) {
       allowed: decision.allowed,
       source: decision.source,
       lever,
+      ...(shadow && { shadow: true as const }),
     }
-    if (shadow) entry.shadow = true
     record(decisions, customerId, entry)
     return refuse(toDenial(decision.denied, customerId, lever, denialHeaders(customerId)), shadow)
   }

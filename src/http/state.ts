@@ -5,16 +5,16 @@ import type { DecisionSource } from '../enforcement/enforcer.js'
  * record per metering id (or lever) and source: read them, do not change them.
  */
 export interface DecisionRecord {
-  kind: 'consume' | 'feature'
+  readonly kind: 'consume' | 'feature'
   /** The metering id (consume) or lever (feature) checked. */
-  subject: string
-  allowed: boolean
+  readonly subject: string
+  readonly allowed: boolean
   /** Fresh or stale cached data, or no data and `failMode` decided. */
-  source: DecisionSource
+  readonly source: DecisionSource
   /** The lever that denied the request, when one did. */
-  lever?: string
+  readonly lever?: string
   /** Shadow mode: `allowed` is what enforcement would have decided; the request went through. */
-  shadow?: true
+  readonly shadow?: true
 }
 
 /** What planship-meter keeps for a request: `ctx.state.planship` on Koa, `res.locals.planship` on Express. */
