@@ -3,8 +3,8 @@ import request from 'supertest'
 import { createMeter } from '../../src/index.js'
 import { appWith, type Harness, startHarness } from '../helpers/harness.js'
 
-describe('close() and logs under an outage', function () {
-  this.timeout(15_000)
+describe('close() and logs under an outage, and with more pending keys than it has time for', function () {
+  this.timeout(20_000)
   let h: Harness
   beforeEach(async () => {
     h = await startHarness()
@@ -33,15 +33,6 @@ describe('close() and logs under an outage', function () {
       4,
     )
   })
-})
-
-describe('close() with more pending keys than it has time for', function () {
-  this.timeout(20_000)
-  let h: Harness
-  beforeEach(async () => {
-    h = await startHarness()
-  })
-  afterEach(() => h.close())
 
   it('stops starting reports at closeTimeoutMs and returns the rest as undelivered, losing nothing', async () => {
     const meter = createMeter({
