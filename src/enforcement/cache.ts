@@ -29,6 +29,8 @@ export interface RefreshingCacheConfig<V> {
   breaker: CircuitBreaker
   /** Called when a background refresh fails; the stale value keeps being served. */
   onRefreshError: (key: string, error: unknown) => void
+  /** Called once a loaded snapshot is stored, so that what was derived from the previous one can be redone. */
+  onStored?: (() => void) | undefined
   /** Loads through a copy shared with other processes (a shared store), timestamps included. */
   shared?: ((key: string, load: () => Promise<V>) => Promise<Snapshot<V>>) | undefined
 }
@@ -97,6 +99,7 @@ export class RefreshingCache<V> {
       .then(
         (snapshot) => {
           this.#lru.set(key, { fresh: { snapshot, freshness: 'fresh' }, stale: { snapshot, freshness: 'stale' } })
+          this.#config.onStored?.()
           this.#failures.delete(key)
           this.#config.breaker.success()
           return snapshot

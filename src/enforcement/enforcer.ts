@@ -141,6 +141,9 @@ export class Enforcer {
     this.#usage = new RefreshingCache({
       ...common,
       load: (key) => this.#loadUsage(key),
+      // The levers were learned (and plans redone) a few microtasks before the snapshot is
+      // stored: a plan made in between took its RateLimit-Policy allowance from the older usage.
+      onStored: () => this.#catalog++,
       shared:
         store.sharedRead &&
         (async (key, load) => {
