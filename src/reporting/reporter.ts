@@ -56,6 +56,9 @@ export interface CloseResult {
   undelivered: PendingReport[]
 }
 
+/** The least time close() spends sending, whatever waiting for running requests took. */
+const MIN_CLOSE_SENDING_MS = 1_000
+
 /** During close(), keys due this close together are retried in one pass. */
 const COALESCE_MS = 100
 
@@ -143,7 +146,9 @@ export class Reporter {
    */
   async close(deadline: number): Promise<CloseResult> {
     this.#closed = true
-    this.#closeBy = deadline
+    // Pending usage always gets a moment of sending, even when waiting for running requests used
+    // up the whole timeout: one slow request must not turn everyone's usage into undelivered.
+    this.#closeBy = Math.max(deadline, performance.now() + MIN_CLOSE_SENDING_MS)
     clearInterval(this.#timer)
     this.#hurry()
     const refused: PendingReport[] = []
