@@ -4,35 +4,15 @@
  * alternating rounds of one run so that both see the same machine. Times are CPU time per call.
  */
 import { startEmulator } from '../src/emulator/index.js'
-import { createMeter, type HeaderStyle } from '../src/index.js'
-import type { Context } from 'koa'
+import type { HeaderStyle } from '../src/index.js'
+import { fakeCtxRun } from './fake-ctx-run.js'
 
 const emu = await startEmulator()
 const customers = 1000
 for (let i = 0; i < customers; i++) emu.createCustomer(`bench-${i}`, 'pro')
 
 function bench(headers: HeaderStyle) {
-  const meter = createMeter({
-    productSlug: emu.productSlug,
-    planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
-    identify: (ctx) => ctx.get('x-customer-id') || undefined,
-    logger: process.env['DEBUG_LOG']
-      ? { warn: (m, f) => console.warn(m, f), error: (m, f) => console.error(m, f) }
-      : {},
-    reporting: { flushIntervalMs: 1_000_000 },
-    headers,
-  })
-  const mw = meter.consume('api-call')
-  const ident = meter.middleware()
-  const next = async () => {}
-  // What the adapter calls, Node's res.setHeader, minus the socket: one header write per field.
-  const run = async (i: number) => {
-    const id = `bench-${i % customers}`
-    const written: Record<string, string> = {}
-    const res = { setHeader: (name: string, value: string) => (written[name.toLowerCase()] = value) }
-    const ctx = { get: () => id, state: {}, status: 200, headerSent: false, res } as unknown as Context
-    await ident(ctx, () => mw(ctx, next))
-  }
+  const { meter, run } = fakeCtxRun(emu, customers, { headers })
   return { meter, run, label: headers === false ? 'headers off' : `headers '${headers}'` }
 }
 

@@ -10,9 +10,8 @@
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import type { Context } from 'koa'
 import { startEmulator } from '../src/emulator/index.js'
-import { createMeter } from '../src/index.js'
+import { fakeCtxRun } from './fake-ctx-run.js'
 import { registerSdk } from './otel-sdk.js'
 
 const SETUPS = ['absent', 'noop', 'sdk'] as const
@@ -27,24 +26,7 @@ async function measure(setup: string): Promise<void> {
   const emu = await startEmulator()
   const customers = 1000
   for (let i = 0; i < customers; i++) emu.createCustomer(`bench-${i}`, 'pro')
-  const meter = createMeter({
-    productSlug: emu.productSlug,
-    planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
-    identify: (ctx) => ctx.get('x-customer-id') || undefined,
-    logger: process.env['DEBUG_LOG']
-      ? { warn: (m, f) => console.warn(m, f), error: (m, f) => console.error(m, f) }
-      : {},
-    reporting: { flushIntervalMs: 1_000_000 },
-  })
-  const mw = meter.consume('api-call')
-  const ident = meter.middleware()
-  const next = async () => {}
-  const run = async (i: number) => {
-    const id = `bench-${i % customers}`
-    const res = { setHeader: () => {} }
-    const ctx = { get: () => id, state: {}, status: 200, headerSent: false, res } as unknown as Context
-    await ident(ctx, () => mw(ctx, next))
-  }
+  const { meter, run } = fakeCtxRun(emu, customers)
   for (let i = 0; i < customers; i++) await run(i)
   const tick = () => new Promise((resolve) => setImmediate(resolve))
   for (const flushing of [false, true, false, true]) {

@@ -1,8 +1,13 @@
-import type { ConsumeDecision, ConsumeRequest, Enforcer, FeatureDecision } from '../enforcement/enforcer.js'
+import type {
+  ConsumeDecision,
+  ConsumeRequest,
+  DecisionSource,
+  Enforcer,
+  FeatureDecision,
+} from '../enforcement/enforcer.js'
 import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
 import type { DecisionSink, EventSink } from '../events.js'
 import type { Clock, Denial } from '../options.js'
-import type { DecisionSource } from '../enforcement/enforcer.js'
 import { toDenial, unidentified } from './denial.js'
 import { type HeaderStyle, rateLimitHeaders, type Reset } from './headers.js'
 import type { FeatureOptions, Mode, ResolvedConsume } from './route.js'

@@ -42,7 +42,7 @@ interface Observed {
 
 /** A meter's OpenTelemetry instrumentation. */
 export interface Telemetry {
-  /** Counts denials and report outcomes from the meter's events (and decisions, if given one). Never throws. */
+  /** Counts denials and report outcomes from the meter's events. Never throws. */
   onEvent(event: MeterEvent): void
   /** Counts one decision: called per request, so it builds no event object. Never throws. */
   decision(record: DecisionFields, cost: number | undefined): void
@@ -146,19 +146,23 @@ export function createTelemetry(): Telemetry | undefined {
   /** Per decision record (admissions share theirs), its tally key: no string built per request. */
   const decisionKeys = new WeakMap<DecisionFields, string>()
   const meteringIdAttributes = (subject: string) => ({ 'planship_meter.metering_id': subject })
+  /** Read back from the tally key, once per key: no closure per decision. */
+  const decisionAttributes = (key: string) => {
+    const [kind, allowed, source] = key.split('\u0000')
+    return {
+      'planship_meter.decision.kind': kind!,
+      'planship_meter.decision.allowed': allowed === 'true',
+      'planship_meter.decision.source': source!,
+    }
+  }
 
   return {
     decision(record, cost) {
       let key = decisionKeys.get(record)
       if (key === undefined)
         decisionKeys.set(record, (key = `${record.kind}\u0000${record.allowed}\u0000${record.source}`))
-      const { kind, allowed, source } = record
-      decisions.add(1, key, () => ({
-        'planship_meter.decision.kind': kind,
-        'planship_meter.decision.allowed': allowed,
-        'planship_meter.decision.source': source,
-      }))
-      if (allowed && kind === 'consume' && cost !== undefined && cost > 0) {
+      decisions.add(1, key, decisionAttributes)
+      if (record.allowed && record.kind === 'consume' && cost !== undefined && cost > 0) {
         admitted.add(cost, record.subject, meteringIdAttributes)
       }
     },
@@ -166,7 +170,7 @@ export function createTelemetry(): Telemetry | undefined {
     onEvent(event) {
       switch (event.type) {
         case 'decision':
-          return this.decision(event, event.cost)
+          return // counted through decision(): the gate never sends decisions as events
         case 'denial': {
           const { code, lever } = event.denial
           denials.add(1, `${code}\u0000${lever ?? ''}`, () =>
