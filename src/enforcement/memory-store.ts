@@ -123,19 +123,12 @@ export class MemoryUsageStore implements UsageStore {
     } else if (request.limits.length > 0) {
       customer = this.#customer(request.customerId)
     }
-    const receivedAt = request.receivedAt ?? request.snapshotAt
-    let least: { lever: string; remaining: number } | undefined
-    for (const limit of request.limits) {
-      const view = this.#reconcile(customer!, limit, request, receivedAt)
-      const left = view.remaining - localUsage(customer!, limit, request.bucket, view, this.#config.aggregationLagMs)
-      // `left <= 0` also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
-      if (left < request.cost || left <= 0) {
-        if (customer!.cellList.length === 0 && customer!.acked.length === 0) this.#customers.delete(request.customerId)
-        return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
-      }
-      if (least === undefined || left - request.cost < least.remaining)
-        least = { lever: limit.lever, remaining: left - request.cost }
+    const checked = this.#check(customer, request)
+    if (checked !== undefined && 'ok' in checked) {
+      if (customer!.cellList.length === 0 && customer!.acked.length === 0) this.#customers.delete(request.customerId)
+      return checked
     }
+    const least = checked
     const cell = this.#cell(request, customer)
     if (this.#unsentKeys >= this.#config.maxPendingKeys && cell.pending + cell.sending === 0) {
       this.#dropIfEmpty(cell)
@@ -145,6 +138,36 @@ export class MemoryUsageStore implements UsageStore {
     const { customerId, meteringId, bucket, cost } = request
     const reservation: HeldReservation = { customerId, meteringId, bucket, cost, [CELL]: cell }
     return least === undefined ? { ok: true, reservation } : { ok: true, reservation, least }
+  }
+
+  extend(reservation: Reservation, request: ReserveRequest): ReserveResult {
+    const cell = this.#held(reservation)
+    const checked = this.#check(this.#customers.get(request.customerId)!, request)
+    if (checked !== undefined && 'ok' in checked) return checked
+    cell.reserved += request.cost
+    reservation.cost += request.cost
+    return checked === undefined ? { ok: true, reservation } : { ok: true, reservation, least: checked }
+  }
+
+  /**
+   * Whether every limit has room for `request.cost` after the customer's local usage: the lever
+   * left with the least room when all do (none without limits), the refusal when one does not.
+   */
+  #check(
+    customer: CustomerState | undefined,
+    request: ReserveRequest,
+  ): { lever: string; remaining: number } | Extract<ReserveResult, { lever: string }> | undefined {
+    const receivedAt = request.receivedAt ?? request.snapshotAt
+    let least: { lever: string; remaining: number } | undefined
+    for (const limit of request.limits) {
+      const view = this.#reconcile(customer!, limit, request, receivedAt)
+      const left = view.remaining - localUsage(customer!, limit, request.bucket, view, this.#config.aggregationLagMs)
+      // `left <= 0` also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
+      if (left < request.cost || left <= 0) return { ok: false, lever: limit.lever, remaining: Math.max(0, left) }
+      if (least === undefined || left - request.cost < least.remaining)
+        least = { lever: limit.lever, remaining: left - request.cost }
+    }
+    return least
   }
 
   release(reservation: Reservation): void {
@@ -270,9 +293,17 @@ export class MemoryUsageStore implements UsageStore {
     return view
   }
 
-  /** A reservation's cell: the one it was taken from (a reserved cell is never dropped). */
+  /**
+   * A reservation's cell: the one it was taken from, as a reserved cell is never dropped. One of
+   * a zero-unit reservation may have been, once its other usage was delivered: then the key's
+   * cell now, made anew if need be, and the reservation follows it.
+   */
   #held(reservation: Reservation): Cell {
-    return (reservation as HeldReservation)[CELL] ?? this.#cell(reservation)
+    const held = reservation as HeldReservation
+    const cell = held[CELL]
+    if (cell !== undefined && (cell.reserved > 0 || this.#customers.get(cell.key.customerId)?.cellList.includes(cell)))
+      return cell
+    return (held[CELL] = this.#cell(reservation))
   }
 
   #customer(customerId: string): CustomerState {

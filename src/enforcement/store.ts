@@ -18,6 +18,13 @@ export function isPromiseLike<T>(value: MaybePromise<T>): value is PromiseLike<T
 export interface UsageStore {
   /** Checks every limit for room for `cost` and, when all have it, reserves `cost`. */
   reserve(request: ReserveRequest): MaybePromise<ReserveResult>
+  /**
+   * Reserves `request.cost` more units on a reservation not settled yet (a stream going on),
+   * checked against `request.limits` as `reserve` checks a new one, in one atomic step. When
+   * they fit, the store adds them to `reservation.cost` and they settle with it; when they do
+   * not, nothing changes. `request`'s key is the reservation's.
+   */
+  extend(reservation: Reservation, request: ReserveRequest): MaybePromise<ReserveResult>
   /** The request was not reported (failed, denied downstream): its reservation is returned. */
   release(reservation: Reservation): MaybePromise<void>
   /** The request is reported: its reservation becomes `usage` pending units. */

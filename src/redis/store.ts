@@ -178,6 +178,12 @@ export class RedisUsageStore implements UsageStore {
     }
   }
 
+  // Placeholder until the Redis extension lands: local reservations extend in memory, shared ones are refused.
+  extend(reservation: Reservation, request: ReserveRequest): ReserveResult {
+    if (this.#localReservations.has(reservation)) return { ...this.#local!.extend(reservation, request), local: true }
+    return { ok: false, lever: request.limits[0]?.lever ?? '', remaining: 0 }
+  }
+
   /** Commits of this process not answered yet: a flush waits for them, as it would in memory. */
   readonly #committing = new Set<Promise<void>>()
 
