@@ -17,6 +17,8 @@ export type { RouteConsumeOptions, Mode } from './http/route.js'
 export type { HeaderStyle } from './http/headers.js'
 export type { MeterCore } from './meter.js'
 export type { NeutralApi, ReportOptions, ReserveDecision, ReserveOptions } from './neutral.js'
+export type { MeteredReservation } from './http/reservation.js'
+export type { AbortPolicy } from './http/response-end.js'
 export type { DecisionSource } from './enforcement/enforcer.js'
 export type {
   DiscardReason,

@@ -2,7 +2,8 @@ import type { Context } from 'koa'
 import type { UsageStore } from './enforcement/store.js'
 import type { MeterEvent } from './events.js'
 import type { HeaderStyle } from './http/headers.js'
-import { type Mode, validateMode } from './http/route.js'
+import type { AbortPolicy } from './http/response-end.js'
+import { type Mode, validateMode, validateOnAbort } from './http/route.js'
 import { pathSegmentProblem } from './planship/ids.js'
 import { integerOption, invalidOption } from './option-checks.js'
 import { createLog, type Log, type LoggerStyle } from './log.js'
@@ -151,6 +152,14 @@ export interface MeterOptions<A extends unknown[] = [ctx: Context]> {
    */
   mode?: Mode
   /**
+   * What a client that goes away before its response was fully written is billed: `'bill'`,
+   * the usage as read at that moment (for a handler counting what it sent: what was delivered);
+   * `'release'`, nothing. A route's `onAbort` overrides it. Defaults to a rule: billed when the
+   * response had started (headers sent) or the handler had finished, released when the client
+   * left before any of it was written.
+   */
+  onAbort?: AbortPolicy
+  /**
    * Rate-limit headers on every metered response, for the lever with the least room:
    * `'draft'` sends `RateLimit-Policy` and `RateLimit` (IETF httpapi draft), `'legacy'` sends
    * `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds),
@@ -190,6 +199,7 @@ export interface ResolvedConfig<A extends unknown[] = [ctx: Context]> {
   failMode: 'open' | 'closed'
   onDenied: MeterOptions<A>['onDenied']
   mode: Mode
+  onAbort: AbortPolicy | undefined
   headers: HeaderStyle
   log: Log
   onEvent: ((event: MeterEvent) => void) | undefined
@@ -297,6 +307,7 @@ export function resolveConfig<A extends unknown[]>(options: MeterOptions<A>): Re
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),
     mode: validateMode(options.mode) ?? 'enforce',
+    onAbort: validateOnAbort(options.onAbort),
     headers,
     log: createLog(logger, loggerStyle, clock),
     onEvent: optionalFunction(options.onEvent, 'onEvent'),

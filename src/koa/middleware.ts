@@ -1,10 +1,12 @@
 import type { Context, Middleware, Next } from 'koa'
-import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
+import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
 import { identifyCustomer } from '../http/identify.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
-import type { PlanshipRequestState } from '../http/state.js'
+import { ReservationHold } from '../http/reservation.js'
+import { settleWhenOver } from '../http/response-end.js'
+import { type PlanshipRequestState, requestState } from '../http/state.js'
 import type { Log } from '../log.js'
 import type { MeterOptions } from '../options.js'
 import type { PlanshipState } from './state.js'
@@ -56,7 +58,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
   }
 
   function identified(ctx: Ctx, customerId: string | undefined): PlanshipRequestState {
-    const state: PlanshipRequestState = { customerId, decisions: [] }
+    const state = requestState(customerId)
     ctx.state.planship = state
     return state
   }
@@ -73,30 +75,36 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
     consume(meteringId: string, options: ConsumeOptions = {}): Middleware<PlanshipState> {
       const route = validateConsume(meteringId, options, log, succeeded)
 
-      /** After the handler: the usage is reported, or the reservation returned when it threw. */
-      function settle(args: [Context], reservation: Reservation, next: Next): Promise<void> {
-        return next().then(
-          () => {
-            const usage = route.shouldReport(args) ? route.usage(args, reservation.cost) : undefined
-            return gate.settle(reservation, usage)
-          },
-          (error: unknown) => Promise.resolve(gate.settle(reservation, undefined)).then(() => Promise.reject(error)),
-        )
-      }
-
-      function admit(ctx: Ctx, next: Next, args: [Context], verdict: Verdict): Promise<void> {
+      /**
+       * The reservation is settled once the response is over: Koa writes the body, a stream
+       * included, after the handler's promise resolved. A handler that threw before any of the
+       * response was written is not billed.
+       */
+      function admit(ctx: Ctx, next: Next, args: [Context], state: PlanshipRequestState, verdict: Verdict) {
         if (!verdict.allowed) return deny(ctx, verdict)
         if (verdict.headers !== undefined) setHeaders(ctx, verdict.headers)
-        const reservation = verdict.reservation
-        return reservation === undefined ? next() : settle(args, reservation, next)
+        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions)
+        state.reservations[meteringId] = hold
+        if (verdict.reservation === undefined) return next()
+        const handler = settleWhenOver(gate, log, route, args, ctx.res, hold)
+        return next().then(
+          () => {
+            handler.done = true
+          },
+          (error: unknown) => {
+            handler.done = true
+            handler.failedBeforeResponse = !ctx.res.headersSent
+            throw error
+          },
+        )
       }
 
       function decide(ctx: Ctx, next: Next, state: PlanshipRequestState): Promise<void> {
         const args: [Context] = [ctx]
         const deciding = gate.route(state, route, args)
         return isPromiseLike(deciding)
-          ? Promise.resolve(deciding).then((verdict) => admit(ctx, next, args, verdict))
-          : admit(ctx, next, args, deciding)
+          ? Promise.resolve(deciding).then((verdict) => admit(ctx, next, args, state, verdict))
+          : admit(ctx, next, args, state, deciding)
       }
 
       // Not async: on a warm cache the decision is synchronous, and this layer adds no promise
