@@ -62,7 +62,7 @@ export async function* sseEvents(
   }
 }
 
-/** What a client read of a stream: its status, chunks and the events' names. */
+/** What a client read of a stream: its status, its message events (chunks), whether the quota ended it. */
 export interface StreamRead {
   status: number
   chunks: number
@@ -87,7 +87,8 @@ export async function readStream(
   let body = ''
   const read = (): StreamRead => ({
     status: res.statusCode ?? 0,
-    chunks: (body.match(/^data: \{"chunk"/gm) ?? []).length,
+    // Complete message events: blocks with data and no event name.
+    chunks: body.split('\n\n').filter((block, i, all) => i < all.length - 1 && block.startsWith('data: ')).length,
     quotaExceeded: body.includes('event: quota_exceeded'),
     body,
   })
