@@ -81,10 +81,10 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
         const verdict = isPromiseLike(deciding) ? await deciding : deciding
         if (!verdict.allowed) return deny(req, res, verdict)
         if (verdict.headers !== undefined) res.set(verdict.headers)
-        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions)
+        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions, res)
         state.reservations[meteringId] = hold
         // Express handlers return no promise of their work: the response's end is all there is.
-        if (verdict.reservation !== undefined) settleWhenOver(gate, log, route, args, res, hold)
+        if (verdict.reservation !== undefined) settleWhenOver(gate, log, route, args, res, hold, false)
         next()
       })
     },

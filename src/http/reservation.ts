@@ -1,5 +1,7 @@
 import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
+import type { ServerResponse } from 'node:http'
 import type { Gate } from './gate.js'
+import { clientGone } from './response-end.js'
 import { isUnits, type Mode } from './route.js'
 import type { DecisionRecord } from './state.js'
 
@@ -13,8 +15,8 @@ export interface MeteredReservation {
   /**
    * Reserves `units` more, atomically against every lever the metering id feeds, with the same
    * store and strictness as admission. Resolves `true` when they were added, `false` with
-   * nothing reserved when they do not fit or the work is already over (the response ended, the
-   * reservation settled). Rejects with a `TypeError` for units that are not a non-negative integer.
+   * nothing reserved when they do not fit or the work is already over (the response ended, its
+   * client left, the reservation settled). Rejects with a `TypeError` for units that are not a non-negative integer.
    * In shadow mode it resolves `true` and records what enforcement would have decided.
    */
   extend(units: number): Promise<boolean>
@@ -35,11 +37,20 @@ export class ReservationHold implements MeteredReservation {
   readonly #reservation: Reservation | undefined
   readonly #decisions: DecisionRecord[] | undefined
   readonly #options: HoldOptions
+  /** The response the units are for, if any: once its client is gone, nothing more is held. */
+  readonly #response: ServerResponse | undefined
   #open = true
   /** Extensions still deciding (a shared store answers later). */
   #extending: Promise<unknown> | undefined
 
-  constructor(gate: Gate, reservation: Reservation | undefined, options: HoldOptions, decisions?: DecisionRecord[]) {
+  constructor(
+    gate: Gate,
+    reservation: Reservation | undefined,
+    options: HoldOptions,
+    decisions?: DecisionRecord[],
+    response?: ServerResponse,
+  ) {
+    this.#response = response
     this.#gate = gate
     this.#reservation = reservation
     this.#options = options
@@ -59,7 +70,7 @@ export class ReservationHold implements MeteredReservation {
   extend(units: number): Promise<boolean> {
     if (!isUnits(units))
       return Promise.reject(new TypeError('planship-meter: extend(units) needs a non-negative integer'))
-    if (!this.#open) return Promise.resolve(false)
+    if (!this.#open || (this.#response !== undefined && clientGone(this.#response))) return Promise.resolve(false)
     if (this.#reservation === undefined) return Promise.resolve(true)
     const deciding = this.#gate.extend(this.#decisions, this.#reservation, units, this.#options)
     if (!isPromiseLike(deciding)) return Promise.resolve(deciding)

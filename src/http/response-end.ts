@@ -16,6 +16,8 @@ export interface ResponseEnd {
   started: boolean
   /** The handler had finished its work (its promise resolved, on Koa) when the client left. */
   handlerDone: boolean
+  /** The handler failed before any of the response was written: the work did not happen. */
+  failed?: boolean
 }
 
 /**
@@ -31,9 +33,36 @@ export function billsAtEnd(end: ResponseEnd, onAbort: AbortPolicy | undefined): 
 }
 
 /**
- * Settles `hold` once `res` is over, never before: 'close' comes after the last byte was handed
- * to the OS (`writableFinished`), or when the connection ended first. Usage is read then, so a
- * streamed body is billed for what it streamed. Returns what the adapter tells it of its handler.
+ * Settles `hold` for a response that is over, or about to be: usage is read now. `end` says how
+ * it ended; a client gone before `handlerDone` left before any of it was written.
+ */
+export function settleAt<A extends unknown[]>(
+  gate: Gate,
+  log: Log,
+  route: ResolvedConsume<A>,
+  args: A,
+  hold: ReservationHold,
+  end: ResponseEnd,
+): void {
+  if (!hold.open) return // 'finish', then 'close'
+  const bills = end.failed !== true && billsAtEnd(end, gate.onAbort(route))
+  // A client gone mid-handler left no response whose status `shouldReport` could judge.
+  const judged = end.complete || end.started || end.handlerDone
+  const usage = bills && (!judged || route.shouldReport(args)) ? route.usage(args, hold.reserved) : undefined
+  const settling = hold.settle(usage)
+  if (isPromiseLike(settling))
+    Promise.resolve(settling).catch((error: unknown) => log.error('settling a reservation failed', { error }))
+}
+
+/** Whether the client of `res` is gone (its connection closed before the response finished). */
+export function clientGone(res: ServerResponse): boolean {
+  return !res.writableFinished && (res.closed || res.socket?.destroyed === true)
+}
+
+/**
+ * Settles `hold` once `res` is over, never before: 'finish' when the last byte was handed to the
+ * OS (`writableFinished`), 'close' alone when the connection ended first. Usage is read then, so
+ * a streamed body is billed for what it streamed. `handlerDone`: the handler had finished.
  */
 export function settleWhenOver<A extends unknown[]>(
   gate: Gate,
@@ -42,28 +71,18 @@ export function settleWhenOver<A extends unknown[]>(
   args: A,
   res: ServerResponse,
   hold: ReservationHold,
-): HandlerProgress {
-  const progress: HandlerProgress = { done: false, failedBeforeResponse: false }
-  const over = () => {
-    const end = { complete: res.writableFinished, started: res.headersSent, handlerDone: progress.done }
-    const bills = !progress.failedBeforeResponse && billsAtEnd(end, gate.onAbort(route))
-    // A client gone mid-handler left no response whose status `shouldReport` could judge.
-    const judged = end.complete || end.started || end.handlerDone
-    const usage = bills && (!judged || route.shouldReport(args)) ? route.usage(args, hold.reserved) : undefined
-    const settling = hold.settle(usage)
-    if (isPromiseLike(settling))
-      Promise.resolve(settling).catch((error: unknown) => log.error('settling a reservation failed', { error }))
+  handlerDone: boolean,
+): void {
+  const over = () =>
+    settleAt(gate, log, route, args, hold, { complete: res.writableFinished, started: res.headersSent, handlerDone })
+  // It may be over already: the connection closed while the decision waited (a cold cache, an
+  // async identify or store), or the handler wrote the whole response itself.
+  if (res.writableFinished || clientGone(res)) {
+    over()
+  } else {
+    // A server emits 'close' after 'finish' too; a response outside one (an in-process test
+    // harness, a serverless adapter) may only finish.
+    res.on('finish', over)
+    res.on('close', over)
   }
-  // The connection may have closed while the decision waited (a cold cache, an async identify
-  // or store): 'close' has fired already and will not again.
-  if (res.closed || res.socket?.destroyed === true) over()
-  else res.once('close', over)
-  return progress
-}
-
-/** What the adapter knows of the handler: Koa's resolves or rejects; Express's says nothing. */
-export interface HandlerProgress {
-  done: boolean
-  /** It threw before any of the response was written: the work failed, nothing is billed. */
-  failedBeforeResponse: boolean
 }

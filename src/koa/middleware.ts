@@ -5,7 +5,7 @@ import type { Gate, Verdict } from '../http/gate.js'
 import { identifyCustomer } from '../http/identify.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import { ReservationHold } from '../http/reservation.js'
-import { settleWhenOver } from '../http/response-end.js'
+import { clientGone, settleAt, settleWhenOver } from '../http/response-end.js'
 import { type PlanshipRequestState, requestState } from '../http/state.js'
 import type { Log } from '../log.js'
 import type { MeterOptions } from '../options.js'
@@ -34,6 +34,14 @@ const succeeded = ([ctx]: [Context]) => ctx.status < 400
 function setHeaders(ctx: Context, headers: Record<string, string>): void {
   if (ctx.headerSent) return
   for (const name in headers) ctx.res.setHeader(name, headers[name]!)
+}
+
+/** A body Koa's `respond` writes with one `res.end()`: JSON, a string, a buffer, nothing. */
+function writtenAtOnce(body: unknown): boolean {
+  if (body === null || body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) return true
+  if (typeof body !== 'object') return false
+  const prototype = Object.getPrototypeOf(body) as unknown
+  return prototype === Object.prototype || prototype === Array.prototype || prototype === null
 }
 
 /** The thin Koa layer over the shared gate: identify, consume, requireFeature. */
@@ -77,23 +85,37 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
 
       /**
        * The reservation is settled once the response is over: Koa writes the body, a stream
-       * included, after the handler's promise resolved. A handler that threw before any of the
-       * response was written is not billed.
+       * included, after the handler's promise resolved. A body Koa writes in one go is over as
+       * soon as it is written, so it needs no listener (the plain JSON route stays as cheap as
+       * before); a stream is settled on the response's 'finish' or 'close'. A client gone while
+       * the handler ran is seen when it returns (released, as nothing was written), except under
+       * `onAbort: 'bill'`, which bills the usage read the moment the client left. A handler that
+       * threw before any of the response was written is not billed.
        */
       function admit(ctx: Ctx, next: Next, args: [Context], state: PlanshipRequestState, verdict: Verdict) {
         if (!verdict.allowed) return deny(ctx, verdict)
         if (verdict.headers !== undefined) setHeaders(ctx, verdict.headers)
-        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions)
+        const res = ctx.res
+        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions, res)
         state.reservations[meteringId] = hold
         if (verdict.reservation === undefined) return next()
-        const handler = settleWhenOver(gate, log, route, args, ctx.res, hold)
+        const listening = gate.onAbort(route) === 'bill'
+        if (listening) settleWhenOver(gate, log, route, args, res, hold, false)
         return next().then(
           () => {
-            handler.done = true
+            if (ctx.respond === false || !writtenAtOnce(ctx.body)) {
+              if (!listening) settleWhenOver(gate, log, route, args, res, hold, true)
+              return
+            }
+            // Gone already: it left while the handler ran, before any of the response was written.
+            const gone = clientGone(res)
+            settleAt(gate, log, route, args, hold, { complete: !gone, started: res.headersSent, handlerDone: !gone })
           },
           (error: unknown) => {
-            handler.done = true
-            handler.failedBeforeResponse = !ctx.res.headersSent
+            if (!res.headersSent) {
+              const failed = { complete: false, started: false, handlerDone: true, failed: true }
+              settleAt(gate, log, route, args, hold, failed)
+            } else if (!listening) settleWhenOver(gate, log, route, args, res, hold, true)
             throw error
           },
         )

@@ -255,3 +255,75 @@ describe('Express: streamed responses', () =>
     const h = await startExpressHarness({ emulator: { fixture: tokensFixture }, meter: { onEvent } })
     return { h, app: await expressApp(h.meter, onAbort) }
   }))
+
+describe('Koa: responses written by the handler itself, and clients gone mid-handler', () => {
+  const harness = eachHarness(() => startHarness({ emulator: { fixture: tokensFixture } }))
+
+  it('bills a response the handler writes to ctx.res (ctx.respond = false) when it is over', async () => {
+    const h = harness()
+    h.emu.createCustomer('raw', 'basic')
+    const app = new Koa<PlanshipState & { sent: number }>()
+    app.use(h.meter.middleware())
+    let finished: Promise<unknown> = Promise.resolve()
+    app.use(h.meter.consume('tokens', { cost: 4, usage: (ctx) => ctx.state.sent }))
+    app.use((ctx) => {
+      ctx.respond = false
+      ctx.state.sent = 0
+      const res = ctx.res
+      finished = once(res, 'close')
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      // Written after the handler returned, as an SSE writer does.
+      const timer = setInterval(() => {
+        ctx.state.sent += 2
+        res.write(`data: {"chunk":${ctx.state.sent / 2}}\n\n`)
+        if (ctx.state.sent === 14) {
+          clearInterval(timer)
+          res.end()
+        }
+      }, 2)
+    })
+    const server = await listen(app)
+    try {
+      const read = await readStream(server, '/', 'raw')
+      assert.equal(read.chunks, 7)
+      await finished
+      await h.meter.flush()
+      assert.equal(h.emu.recordedUsage({ customerId: 'raw', meteringId: 'tokens' }), 14)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('answers extend() false once the client has left mid-handler, and bills nothing', async () => {
+    const h = harness()
+    h.emu.createCustomer('gone', 'basic')
+    const app = new Koa<PlanshipState>()
+    app.use(h.meter.middleware())
+    const extensions: boolean[] = []
+    let handled: () => void = () => {}
+    const done = new Promise<void>((resolve) => (handled = resolve))
+    app.use(h.meter.consume('tokens', { cost: 10 }))
+    app.use(async (ctx) => {
+      const reservation = ctx.state.planship.reservations['tokens']!
+      extensions.push(await reservation.extend(10))
+      await sleep(150) // the client leaves meanwhile
+      extensions.push(await reservation.extend(10))
+      ctx.body = { ok: true }
+      handled()
+    })
+    const server = await listen(app)
+    try {
+      await abandon(server, '/', 'gone', 50)
+      await done
+      await sleep(20)
+      assert.deepEqual(extensions, [true, false])
+      await h.meter.flush()
+      assert.equal(h.emu.recordedUsage({ customerId: 'gone', meteringId: 'tokens' }), 0)
+      const whole = await h.meter.reserve('gone', 'tokens', { cost: 100 })
+      assert.ok(whole.allowed, 'every unit came back')
+      await whole.release()
+    } finally {
+      server.close()
+    }
+  })
+})
