@@ -47,12 +47,22 @@ export function toDenial(denied: Denied, customerId: string, subject: string, qu
   }
 }
 
-/** Says what the headers say: a request costing more than is left is not "used up". */
+/**
+ * Says what the headers say: a request costing more than is left is not "used up", and a lever
+ * the plan gives none of (its whole allowance is 0) was never there to use up. When the whole
+ * allowance is not known (usage not cached yet), it says only what is certain: nothing is left.
+ */
 function quotaMessage(denied: Extract<Denied, { reason: 'quota' }>, subject: string): string {
-  if (denied.lever === undefined) return `The customer has no allowance for ${subject}`
-  if (denied.remaining <= 0) return `The customer's ${denied.lever} allowance is used up`
-  return `This request needs ${denied.cost} units of ${denied.lever}; ${denied.remaining} are left`
+  const { lever, remaining, limit, cost } = denied
+  if (lever === undefined) return `The customer has no allowance for ${subject}`
+  if (limit === 0) return `The customer's plan does not include ${lever}`
+  if (remaining > 0)
+    return `This request needs ${units(cost)} of ${lever}; ${remaining} ${remaining === 1 ? 'is' : 'are'} left`
+  if (limit === undefined) return `The customer has no ${lever} left`
+  return `The customer's ${lever} allowance is used up`
 }
+
+const units = (count: number) => `${count} ${count === 1 ? 'unit' : 'units'}`
 
 function unavailableMessage(error: unknown): string {
   const code = error instanceof PlanshipMeterError ? error.code : undefined
