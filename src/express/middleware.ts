@@ -3,6 +3,7 @@ import type { ParamsDictionary, Query } from 'express-serve-static-core'
 import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
+import { wrongFramework } from '../http/framework.js'
 import { identifyCustomer } from '../http/identify.js'
 import { ReservationHold } from '../http/reservation.js'
 import { settleWhenOver } from '../http/response-end.js'
@@ -59,6 +60,7 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
   const guarded =
     (step: (req: Request, res: Response, next: NextFunction) => Promise<void>): PlanshipHandler =>
     (req, res, next) => {
+      if (res.locals === undefined) throw wrongFramework('express', req) // mounted on Koa: name the right import
       step(req, res as unknown as Response, next).catch(next)
     }
 

@@ -2,6 +2,7 @@ import type { Context, Middleware, Next } from 'koa'
 import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
+import { wrongFramework } from '../http/framework.js'
 import { identifyCustomer } from '../http/identify.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import { ReservationHold } from '../http/reservation.js'
@@ -58,6 +59,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
 
   /** The request's identification, done once per request; synchronous when `identify` is. */
   function identify(ctx: Ctx): MaybePromise<PlanshipRequestState> {
+    if (ctx.state === undefined) throw wrongFramework('koa', ctx) // mounted on Express: name the right import
     if (ctx.state.planship !== undefined) return ctx.state.planship
     const identifying = identifyCustomer(config.identify, [ctx], log)
     return isPromiseLike(identifying)
