@@ -423,13 +423,19 @@ export class Enforcer {
     )
   }
 
-  /** Says, once per interval per cause, that a decision is taken without Planship data. */
+  /**
+   * Says, once per interval per cause, that a decision is taken without Planship data. Refused
+   * credentials and an unknown product are configuration errors, not outages: they are said at
+   * error level from the first request on, with what to check and what failMode does meanwhile.
+   */
   #failing(failMode: 'open' | 'closed', error: unknown): 'open' | 'closed' {
-    const message = `no usable Planship data; failing ${failMode}`
     const code = codeOf(error)
-    // A product Planship does not know is a configuration error, not an outage.
-    const level = code === 'PLANSHIP_PRODUCT_NOT_FOUND' ? 'error' : 'warn'
-    this.#config.log.throttled(level, `fail-${failMode}:${code}`, message, { error: describe(error) })
+    const misconfigured = code === 'PLANSHIP_AUTH_FAILED' || code === 'PLANSHIP_PRODUCT_NOT_FOUND'
+    const message = misconfigured
+      ? `Planship configuration error (not an outage): ${(error as Error).message}. ${UNTIL_FIXED[failMode]}`
+      : `no usable Planship data; failing ${failMode}`
+    const fields = misconfigured ? { code } : { error: describe(error) }
+    this.#config.log.throttled(misconfigured ? 'error' : 'warn', `fail-${failMode}:${code}`, message, fields)
     this.#config.emit?.({ type: 'error', message, error: describe(error) })
     return failMode
   }
@@ -528,6 +534,12 @@ export class Enforcer {
       if (!ids.includes(meteringId)) this.#meteringIdsByLever.set(lever, [...ids, meteringId])
     }
   }
+}
+
+/** What the meter does while Planship refuses its configuration, by failMode. */
+const UNTIL_FIXED = {
+  open: "Until it is fixed, requests are admitted without checking quotas or features (failMode: 'open')",
+  closed: "Until it is fixed, metered and feature-gated requests are refused with 503 (failMode: 'closed')",
 }
 
 function meterClosed(): ConsumeDecision {

@@ -169,7 +169,9 @@ export class PlanshipClient {
       if (response.status === 404 && typeof detail === 'string' && /^product not found/i.test(detail)) {
         throw new PlanshipMeterError(
           'PLANSHIP_PRODUCT_NOT_FOUND',
-          `Planship does not know the product "${this.#config.productSlug}": check the productSlug option`,
+          `Planship at ${this.#config.baseUrl} does not know the product ${JSON.stringify(this.#config.productSlug)} ` +
+            `(client id ${JSON.stringify(this.#config.clientId)}): check the productSlug option, and that the ` +
+            `credentials belong to the organization that has the product`,
           { status: 404, detail },
         )
       }

@@ -29,6 +29,7 @@ export class TokenSource {
   readonly #config: oidc.Configuration
   readonly #clock: Clock
   readonly #baseUrl: string
+  readonly #clientId: string
   #cached: CachedToken | undefined
   #inflight: Promise<CachedToken> | undefined
   /** Token requests sent, for tests and metrics. */
@@ -37,6 +38,7 @@ export class TokenSource {
   constructor(config: TokenSourceConfig) {
     this.#clock = config.clock
     this.#baseUrl = config.baseUrl
+    this.#clientId = config.clientId
     this.#config = new oidc.Configuration(
       { issuer: config.baseUrl, token_endpoint: `${config.baseUrl}/api/v1/auth/token` },
       config.clientId,
@@ -76,7 +78,7 @@ export class TokenSource {
     try {
       response = await oidc.clientCredentialsGrant(this.#config)
     } catch (error) {
-      throw tokenError(error, this.#baseUrl)
+      throw tokenError(error, this.#baseUrl, this.#clientId)
     }
     const expiresInS = response.expiresIn()
     const lifetimeMs = expiresInS === undefined ? Infinity : expiresInS * 1000
@@ -105,15 +107,29 @@ function statusOf(error: unknown): number | undefined {
   return undefined
 }
 
-/** Maps openid-client failures to our codes; the message names no credential. */
-function tokenError(error: unknown, baseUrl: string): PlanshipMeterError {
+/** The OAuth2 error code of a refusal (`invalid_client` …), when the answer had one. */
+function oauthErrorOf(error: unknown): string | undefined {
+  const code = error instanceof oidc.ResponseBodyError ? error.error : undefined
+  // Only a code's characters: the rest of a body is not ours to repeat.
+  return code !== undefined && /^[\w.-]{1,64}$/.test(code) ? code : undefined
+}
+
+/**
+ * Maps openid-client failures to our codes. A refusal says what to check: the client id and the
+ * base URL it was sent to (never the secret, which stays out of every message).
+ */
+function tokenError(error: unknown, baseUrl: string, clientId: string): PlanshipMeterError {
   const status = statusOf(error)
   const code = error instanceof oidc.ClientError ? error.code : undefined
   if (status === 400 || status === 401 || status === 403) {
-    return new PlanshipMeterError('PLANSHIP_AUTH_FAILED', `Planship refused the client credentials (HTTP ${status})`, {
-      status,
-      cause: error,
-    })
+    const oauthError = oauthErrorOf(error)
+    return new PlanshipMeterError(
+      'PLANSHIP_AUTH_FAILED',
+      `Planship at ${baseUrl} refused the client credentials of client id ${JSON.stringify(clientId)} ` +
+        `(HTTP ${status}${oauthError === undefined ? '' : ` ${oauthError}`}): check planship.clientId and ` +
+        `planship.clientSecret, and that planship.baseUrl is the Planship they were issued by`,
+      { status, cause: error },
+    )
   }
   if (status !== undefined) {
     return new PlanshipMeterError('PLANSHIP_HTTP_ERROR', `Planship token request failed with HTTP ${status}`, {

@@ -28,6 +28,40 @@ describe('misconfiguration is loud, once', () => {
     await meter.close()
   })
 
+  it('refused credentials are a configuration error, logged at error level at the first request, with what to check', async () => {
+    const meter = createMeter({ ...h.options, planship: { ...h.options.planship, clientSecret: 'hunter2-wrong' } })
+    const koa = appWith(meter.middleware(), meter.requireFeature('csv-export'), meter.consume('api-call'))
+    // failMode 'open' (the default) still decides: the request goes through, feature included.
+    await request(koa.callback()).post('/').set('x-customer-id', 'free-customer').expect(200)
+    const errors = h.logger.lines.filter((line) => line.startsWith('error '))
+    assert.equal(errors.length, 1, h.logger.lines.join('\n'))
+    assert.equal(
+      errors[0],
+      `error Planship configuration error (not an outage): Planship at ${h.emu.url} refused the client credentials ` +
+        `of client id "demo-client-id" (HTTP 401): check planship.clientId and planship.clientSecret, and that ` +
+        `planship.baseUrl is the Planship they were issued by. Until it is fixed, requests are admitted without ` +
+        `checking quotas or features (failMode: 'open') {"code":"PLANSHIP_AUTH_FAILED"}`,
+    )
+    assert.ok(!h.logger.lines.some((line) => line.startsWith('warn no usable Planship data')))
+    assert.ok(!h.logger.lines.some((line) => line.includes('hunter2')), 'the secret is never logged')
+    await meter.close()
+  })
+
+  it('an unknown product says so at error level with the base URL, the client id and the slug; failMode closed refuses', async () => {
+    const meter = createMeter({ ...h.options, productSlug: 'acme-apj', failMode: 'closed' })
+    await consuming(meter)().expect(503)
+    assert.deepEqual(
+      h.logger.lines.filter((line) => line.startsWith('error ')),
+      [
+        `error Planship configuration error (not an outage): Planship at ${h.emu.url} does not know the product ` +
+          `"acme-apj" (client id "demo-client-id"): check the productSlug option, and that the credentials belong ` +
+          `to the organization that has the product. Until it is fixed, metered and feature-gated requests are ` +
+          `refused with 503 (failMode: 'closed') {"code":"PLANSHIP_PRODUCT_NOT_FOUND"}`,
+      ],
+    )
+    await meter.close()
+  })
+
   it('check() passes with good settings and names what is wrong otherwise, never the secret', async () => {
     await h.meter.check()
     const badSecret = createMeter({ ...h.options, planship: { ...h.options.planship, clientSecret: 'hunter2-wrong' } })
