@@ -3,6 +3,7 @@ import type { EventSink } from '../events.js'
 import type { Log } from '../log.js'
 import type { Clock } from '../options.js'
 import type { PlanshipClient } from '../planship/client.js'
+import { meteringIdHint } from '../planship/metering-ids.js'
 import type { Entitlements, LeverUsage } from '../planship/types.js'
 import { CircuitBreaker } from './backoff.js'
 import { type Cached, type Freshness, RefreshingCache, type Snapshot } from './cache.js'
@@ -519,13 +520,24 @@ export class Enforcer {
     return usage
   }
 
+  /**
+   * Most likely a typo: it meters nothing and enforces nothing, so say so loudly, once, naming
+   * the id meant. The product's ids are read for that once, in the background: no request waits.
+   */
+  async #sayUnknown(meteringId: string): Promise<void> {
+    const hint = await this.#config.client.meteringIds().then(
+      (catalog) => ` ${meteringIdHint(meteringId, catalog)}`,
+      () => '', // Planship cannot say now: the message goes without the hint
+    )
+    const message = `metering id "${meteringId}" feeds no lever of the product: its usage is reported but limits nothing.${hint}`
+    this.#config.log.error(message, { meteringId })
+    this.#config.emit?.({ type: 'misconfiguration', problem: 'unknown-metering-id', message, meteringId })
+  }
+
   #learn(meteringId: string, levers: string[]): void {
     if (levers.length === 0 && !this.#unknownMeteringIds.has(meteringId)) {
-      // Most likely a typo: it meters nothing and enforces nothing, so say so loudly, once.
       this.#unknownMeteringIds.add(meteringId)
-      const message = `metering id "${meteringId}" feeds no lever of the product: its usage is reported but limits nothing`
-      this.#config.log.error(message, { meteringId })
-      this.#config.emit?.({ type: 'misconfiguration', problem: 'unknown-metering-id', message, meteringId })
+      void this.#sayUnknown(meteringId)
     }
     this.#leversByMeteringId.set(meteringId, { levers, learnedAt: this.#config.clock.now() })
     this.#catalog++

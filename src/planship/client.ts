@@ -15,6 +15,7 @@ import type {
   CustomerSubscription,
   Entitlements,
   Lever,
+  LeverInList,
   LeverUsage,
   MeteringRecord,
   Product,
@@ -49,6 +50,7 @@ export interface PlanshipCallCounts {
   getProduct: number
   getLever: number
   listSubscriptions: number
+  listLevers: number
 }
 
 type Validator<T> = (body: unknown) => body is T
@@ -73,7 +75,10 @@ export class PlanshipClient {
     getProduct: 0,
     getLever: 0,
     listSubscriptions: 0,
+    listLevers: 0,
   }
+  /** The product's metering ids and the levers each feeds, read once when first asked for. */
+  #meteringIds: Promise<Map<string, string[]>> | undefined
 
   constructor(config: PlanshipClientConfig) {
     // Paths are appended to the base URL, which users write with or without a trailing slash.
@@ -144,6 +149,34 @@ export class PlanshipClient {
     this.#counts.getLever++
     const path = `/api/v1/products/${enc(this.#config.productSlug)}/levers/${enc(leverSlug)}`
     return this.#call('GET', path, undefined, isLever)
+  }
+
+  /** The product's levers (slugs and names; no metering ids: those are in {@link getLever}). */
+  async listLevers(): Promise<LeverInList[]> {
+    this.#counts.listLevers++
+    return this.#call('GET', `/api/v1/products/${enc(this.#config.productSlug)}/levers`, undefined, isLeverList)
+  }
+
+  /**
+   * Every metering id of the product → the levers it feeds: the lever list, then each lever.
+   * Read once and kept (a failed read is tried again next time); for messages about metering
+   * ids, never on a request's path.
+   */
+  meteringIds(): Promise<Map<string, string[]>> {
+    this.#meteringIds ??= this.#readMeteringIds().catch((error: unknown) => {
+      this.#meteringIds = undefined
+      throw error
+    })
+    return this.#meteringIds
+  }
+
+  async #readMeteringIds(): Promise<Map<string, string[]>> {
+    const levers = await Promise.all((await this.listLevers()).map((lever) => this.getLever(lever.slug)))
+    const byId = new Map<string, string[]>()
+    for (const lever of levers) {
+      for (const id of lever.metering_ids ?? []) byId.set(id, [...(byId.get(id) ?? []), lever.slug])
+    }
+    return byId
   }
 
   /** The customer's subscriptions to the product (their renewal times). */
@@ -303,6 +336,10 @@ function isCustomer(body: unknown): body is Customer {
 
 function isLever(body: unknown): body is Lever {
   return isObject<Lever>(body) && typeof body.slug === 'string'
+}
+
+function isLeverList(body: unknown): body is LeverInList[] {
+  return Array.isArray(body) && body.every((item) => isObject<LeverInList>(item) && typeof item.slug === 'string')
 }
 
 function isSubscriptionList(body: unknown): body is CustomerSubscription[] {

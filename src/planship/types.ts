@@ -49,6 +49,11 @@ export interface Lever {
   configuration?: Record<string, unknown> | null
 }
 
+/** An item of `GET /products/{slug}/levers` (the fields the meter reads). */
+export interface LeverInList {
+  slug: string
+}
+
 /** An item of `GET /customers/{id}/subscriptions` (the fields the meter reads). */
 export interface CustomerSubscription {
   subscription_id?: string

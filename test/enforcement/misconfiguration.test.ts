@@ -3,6 +3,11 @@ import request from 'supertest'
 import { createMeter, type Meter, type MeterEvent, PlanshipMeterError } from '../../src/index.js'
 import { appWith, type Harness, manualClock, startHarness } from '../helpers/harness.js'
 
+/** Waits until `check` holds: messages that need a read of the product are logged when it answers. */
+async function eventually(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
 function consuming(meter: Meter, meteringId = 'api-call') {
   const koa = appWith(meter.consume(meteringId))
   return (customerId = 'pro-customer') => request(koa.callback()).post('/').set('x-customer-id', customerId)
@@ -87,15 +92,38 @@ describe('misconfiguration is loud, once', () => {
     const call = consuming(meter, 'api-cal')
     for (let i = 0; i < 3; i++) await call().expect(200)
     await call('free-customer').expect(200)
-    const lines = h.logger.lines.filter((line) => line.includes('"api-cal" feeds no lever'))
-    assert.equal(lines.length, 1)
-    assert.match(lines[0]!, /^error /)
+    const said = () => h.logger.lines.filter((line) => line.includes('"api-cal" feeds no lever'))
+    await eventually(() => said().length > 0)
+    assert.equal(said().length, 1)
+    assert.match(said()[0]!, /^error .*Did you mean "api-call" \(it feeds api-calls\)\?/)
     const misconfigured = events.filter((event) => event.type === 'misconfiguration')
     assert.deepEqual(
       misconfigured.map((event) => event.type === 'misconfiguration' && event.meteringId),
       ['api-cal'],
     )
     await meter.close()
+  })
+
+  it("a lever's slug given as a metering id names the metering id that feeds it", async () => {
+    await consuming(h.meter, 'api-calls')().expect(200)
+    const said = () => h.logger.lines.filter((line) => line.includes('feeds no lever'))
+    await eventually(() => said().length > 0)
+    assert.deepEqual(said(), [
+      'error metering id "api-calls" feeds no lever of the product: its usage is reported but limits nothing. ' +
+        '"api-calls" is a lever; the metering id feeding it: "api-call". {"meteringId":"api-calls"}',
+    ])
+  })
+
+  it('a metering id close to none lists those of the product; the product is read once for any number of them', async () => {
+    for (const id of ['thumbnail', 'upload']) await consuming(h.meter, id)().expect(200)
+    const said = () => h.logger.lines.filter((line) => line.includes('feeds no lever'))
+    await eventually(() => said().length === 2)
+    const listed = `The product's metering ids: "api-call", "render", "export".`
+    assert.ok(
+      said().every((line) => line.includes(listed)),
+      said().join('\n'),
+    )
+    assert.equal(h.meter.planshipCalls().listLevers, 1)
   })
 
   it('requireFeature failing open logs and emits, as consume does', async () => {
