@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -12,8 +12,77 @@ import { createLog } from '../../src/log.js'
 import { RedisUsageStore, type RedisUsageStoreOptions } from '../../src/redis/index.js'
 import { manualClock, recordingLogger } from '../helpers/harness.js'
 
-/** The machine's Redis (CI starts it): 127.0.0.1:6379 unless REDIS_URL says otherwise. */
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+/**
+ * The Redis of the tests: REDIS_URL, else the machine's on 127.0.0.1:6379 (CI starts it), else
+ * one the suite starts (`findRedis`, run by the root hook before any test): read it when used.
+ */
+export let REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** Why the Redis tests cannot run, in one line: what is missing and how to provide it. */
+export class RedisMissing extends Error {
+  override name = 'RedisMissing'
+  constructor(message: string) {
+    super(message)
+    this.stack = `${this.name}: ${message}` // one line: where it was thrown says nothing to the reader
+  }
+}
+
+/** Points the Redis tests, and the processes they start, at `url`. */
+export function useRedis(url: string): void {
+  REDIS_URL = url
+  process.env.REDIS_URL = url
+}
+
+/**
+ * A Redis for the tests: `given` (REDIS_URL), else the machine's (`machine`, where CI starts
+ * one), else a redis-server of our own on a free port, which `close()` stops. Rejects with a
+ * {@link RedisMissing} when none can be had.
+ */
+export async function findRedis(
+  options: { given?: string | undefined; machine?: string; binary?: string } = { given: process.env.REDIS_URL },
+): Promise<{ url: string; close(): Promise<void> }> {
+  const { given, machine = 'redis://127.0.0.1:6379', binary = 'redis-server' } = options
+  const url = given ?? machine
+  if (await answers(url)) return { url, close: async () => {} }
+  if (given !== undefined) {
+    throw new RedisMissing(
+      `nothing answers at ${given} (REDIS_URL): start Redis there, or unset REDIS_URL to let the tests start their own redis-server`,
+    )
+  }
+  const version = spawnSync(binary, ['--version'], { stdio: 'ignore' })
+  if (version.error !== undefined || version.status !== 0) {
+    throw new RedisMissing(
+      `nothing answers at ${url} and ${binary} cannot be run (${errnoOf(version.error) ?? `exit ${version.status}`}): ` +
+        'install Redis (apt-get install redis-server) or set REDIS_URL to a running one',
+    )
+  }
+  const own = await OwnRedis.start()
+  return { url: own.url, close: () => own.close() }
+}
+
+function errnoOf(error: Error | undefined): string | undefined {
+  return (error as { code?: string } | undefined)?.code
+}
+
+/** Whether a Redis answers PING at `url` within a second; quietly, however it fails. */
+async function answers(url: string): Promise<boolean> {
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1_000,
+  })
+  probe.on('error', () => {})
+  try {
+    await probe.connect()
+    await probe.ping()
+    return true
+  } catch {
+    return false
+  } finally {
+    probe.disconnect()
+  }
+}
 
 /** A prefix no other test (or earlier run) uses: tests never see each other's keys. */
 export function uniquePrefix(name: string): string {
