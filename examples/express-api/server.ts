@@ -6,7 +6,12 @@
 import { serveDemo } from '../shared/serve.js'
 import { createDemoApp } from './app.js'
 
-await serveDemo('Express', (planship, port) => {
-  const { app, meter } = createDemoApp(planship)
-  return { server: app.listen(port, '127.0.0.1'), meter }
-})
+await serveDemo(
+  'Express',
+  (planship, port) => {
+    const { app, meter } = createDemoApp(planship)
+    return { server: app.listen(port, '127.0.0.1'), meter }
+  },
+  undefined,
+  'npx tsx examples/express-api/server.ts',
+)
