@@ -42,7 +42,8 @@ const quoted = (ids: readonly string[]) => ids.map((id) => JSON.stringify(id)).j
 export function meteringIdHint(unknown: string, catalog: ReadonlyMap<string, readonly string[]>): string {
   const feedingLever = [...catalog].filter(([, levers]) => levers.includes(unknown)).map(([id]) => id)
   if (feedingLever.length > 0) {
-    return `"${unknown}" is a lever; the metering id${feedingLever.length > 1 ? 's' : ''} feeding it: ${quoted(feedingLever)}.`
+    const ids = feedingLever.length === 1 ? `id is ${quoted(feedingLever)}` : `ids are ${quoted(feedingLever)}`
+    return `"${unknown}" is a lever's slug; its metering ${ids}.`
   }
   const closest = closestMeteringId(unknown, catalog.keys())
   if (closest !== undefined) return `Did you mean "${closest}" (it feeds ${catalog.get(closest)!.join(', ')})?`

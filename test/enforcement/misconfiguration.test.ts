@@ -5,7 +5,7 @@ import { appWith, type Harness, manualClock, startHarness } from '../helpers/har
 
 /** Waits until `check` holds: messages that need a read of the product are logged when it answers. */
 async function eventually(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
 }
 
 function consuming(meter: Meter, meteringId = 'api-call') {
@@ -110,7 +110,7 @@ describe('misconfiguration is loud, once', () => {
     await eventually(() => said().length > 0)
     assert.deepEqual(said(), [
       'error metering id "api-calls" feeds no lever of the product: its usage is reported but limits nothing. ' +
-        '"api-calls" is a lever; the metering id feeding it: "api-call". {"meteringId":"api-calls"}',
+        `"api-calls" is a lever's slug; its metering id is "api-call". {"meteringId":"api-calls"}`,
     ])
   })
 

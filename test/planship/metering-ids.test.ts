@@ -26,7 +26,7 @@ describe('hints for a metering id that feeds no lever', () => {
   it('names every id feeding a lever whose slug was given', () => {
     assert.equal(
       meteringIdHint('calls-total', catalog),
-      '"calls-total" is a lever; the metering ids feeding it: "get-call", "post-call".',
+      `"calls-total" is a lever's slug; its metering ids are "get-call", "post-call".`,
     )
   })
 
