@@ -13,7 +13,7 @@ import {
 } from '../http/route.js'
 import type { PlanshipRequestState } from '../http/state.js'
 import type { Log } from '../log.js'
-import type { MeterOptions } from '../options.js'
+import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipLocals } from './state.js'
 
 /** What Express hands every callback. */
@@ -28,8 +28,8 @@ export type { FeatureOptions }
 export type PlanshipHandler = RequestHandler<ParamsDictionary, any, any, Query, PlanshipLocals>
 
 export interface ExpressAdapterConfig {
-  identify: MeterOptions<ExpressArgs>['identify']
-  onDenied: MeterOptions<ExpressArgs>['onDenied']
+  identify: Identify<ExpressArgs>
+  onDenied: HttpMeterOptions<ExpressArgs>['onDenied']
   gate: Gate
   log: Log
 }

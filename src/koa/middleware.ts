@@ -6,7 +6,7 @@ import { identifyCustomer } from '../http/identify.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import type { PlanshipRequestState } from '../http/state.js'
 import type { Log } from '../log.js'
-import type { MeterOptions } from '../options.js'
+import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipState } from './state.js'
 
 /** Per-route options of `consume()` on Koa: the callbacks get `ctx`. */
@@ -14,8 +14,8 @@ export type ConsumeOptions = RouteConsumeOptions<[ctx: Context]>
 export type { FeatureOptions }
 
 export interface KoaAdapterConfig {
-  identify: MeterOptions['identify']
-  onDenied: MeterOptions['onDenied']
+  identify: Identify<[ctx: Context]>
+  onDenied: HttpMeterOptions<[ctx: Context]>['onDenied']
   gate: Gate
   log: Log
 }
