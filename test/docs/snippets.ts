@@ -228,7 +228,9 @@ export async function runSnippet(
     }
     const [code, signal] = await Promise.race([
       exited,
-      sleep(15_000, undefined, { ref: false }).then(() => assert.fail(`${said()}\nit did not exit${serving ? ' on SIGINT' : ''}`)),
+      sleep(15_000, undefined, { ref: false }).then(() =>
+        assert.fail(`${said()}\nit did not exit${serving ? ' on SIGINT' : ''}`),
+      ),
     ])
     assert.equal(signal, null, said())
     assert.equal(code, 0, said())
