@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { readmeSnippets, runSnippet, snippetFileName } from '../test/docs/snippets.js'
+import { readmeSnippets, runSnippet, snippetFileName, userCompilerOptions } from '../test/docs/snippets.js'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
 const run = promisify(execFile)
@@ -196,15 +196,7 @@ async function main(): Promise<void> {
         await writeFile(
           path.join(appDir, 'tsconfig.json'),
           JSON.stringify({
-            compilerOptions: {
-              target: 'ES2022',
-              module: 'NodeNext',
-              moduleResolution: 'NodeNext',
-              strict: true,
-              skipLibCheck: false,
-              types: ['node'],
-              outDir: 'out',
-            },
+            compilerOptions: { ...userCompilerOptions, outDir: 'out' },
             files: [file],
           }),
         )

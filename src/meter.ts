@@ -5,6 +5,7 @@ import type { UsageStore } from './enforcement/store.js'
 import { PlanshipMeterError } from './errors.js'
 import { eventSink } from './events.js'
 import { createGate, type Gate } from './http/gate.js'
+import type { FeatureOptions } from './http/route.js'
 import type { Log } from './log.js'
 import { createNeutralApi, type NeutralApi } from './neutral.js'
 import {
@@ -136,23 +137,47 @@ export function createMeter(options: MeterCoreOptions): MeterCore {
   return createCore(options).core
 }
 
+/** What a framework adapter (Koa, Express) adds to a meter: handlers of type `H`, consume options `C`. */
+export interface HttpAdapter<H, C> {
+  middleware(): H
+  consume(meteringId: string, options?: C): H
+  requireFeature(lever: string, options?: FeatureOptions): H
+}
+
+/** What a framework adapter is made from. */
+export interface HttpAdapterConfig<A extends unknown[]> {
+  identify: Identify<A>
+  onDenied: HttpMeterOptions<A>['onDenied']
+  gate: Gate
+  log: Log
+}
+
 /**
- * The adapter of an HTTP meter, made once from the meter's `identify`. Mounting
- * (`middleware()`, `consume()`, `requireFeature()`) on a meter without `identify` throws a
- * `TypeError` saying so, when the route is defined rather than on its first request.
+ * An HTTP meter: the core, and the handlers of the adapter `adapt` makes from the meter's
+ * `identify`. Mounting (`middleware()`, `consume()`, `requireFeature()`) on a meter without
+ * `identify` throws a `TypeError` saying so, when the route is defined rather than on its first
+ * request.
  */
-export function mountWith<A extends unknown[], T>(
-  identify: Identify<A> | undefined,
-  adapter: (identify: Identify<A>) => T,
-): (mounting: string) => T {
-  const made = identify === undefined ? undefined : adapter(identify)
-  return (mounting) => {
-    if (made === undefined) {
+export function createHttpMeter<A extends unknown[], H, C>(
+  options: HttpMeterOptions<A>,
+  adapt: (config: HttpAdapterConfig<A>) => HttpAdapter<H, C>,
+): MeterCore & HttpAdapter<H, C> {
+  const { core, gate, config, log } = createCore(options)
+  const { identify, onDenied } = config
+  const adapter = identify === undefined ? undefined : adapt({ identify, onDenied, gate, log })
+  const mount = (mounting: string): HttpAdapter<H, C> => {
+    if (adapter === undefined) {
       throw new TypeError(
         `planship-meter: ${mounting} needs the \`identify\` option of createMeter, a function returning the ` +
           "request's customer id; a meter without it serves only reserve(), report(), isEntitled(), flush() and close()",
       )
     }
-    return made
+    return adapter
+  }
+  return {
+    ...core,
+    middleware: () => mount('middleware()').middleware(),
+    consume: (meteringId, consumeOptions) => mount('consume()').consume(meteringId, consumeOptions),
+    requireFeature: (lever, featureOptions) => mount('requireFeature()').requireFeature(lever, featureOptions),
   }
 }

@@ -2,7 +2,7 @@
  * planship-meter on Express (5, and 4): the same options and semantics as the Koa meter, with
  * callbacks that get `(req, res)` and the request's state in `res.locals.planship`.
  */
-import { createCore, type MeterCore, mountWith } from '../meter.js'
+import { createHttpMeter, type MeterCore } from '../meter.js'
 import type { HttpMeterOptions } from '../options.js'
 import { type ConsumeOptions, createExpressAdapter, type ExpressArgs, type PlanshipHandler } from './middleware.js'
 import type { FeatureOptions } from '../http/route.js'
@@ -38,16 +38,7 @@ export interface ExpressMeter extends MeterCore {
  * app.post('/v1/renders', planship.consume('api-call'), handler)
  */
 export function createMeter(options: ExpressMeterOptions): ExpressMeter {
-  const { core, gate, config, log } = createCore(options)
-  const express = mountWith(config.identify, (identify) =>
-    createExpressAdapter({ identify, onDenied: config.onDenied, gate, log }),
-  )
-  return {
-    ...core,
-    middleware: () => express('middleware()').middleware(),
-    consume: (meteringId, consumeOptions) => express('consume()').consume(meteringId, consumeOptions),
-    requireFeature: (lever, featureOptions) => express('requireFeature()').requireFeature(lever, featureOptions),
-  }
+  return createHttpMeter(options, createExpressAdapter)
 }
 
 // Everything framework-neutral (`planship-meter/core`); the `createMeter` above shadows its own.

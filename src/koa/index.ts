@@ -3,7 +3,7 @@
  * state in `ctx.state.planship`.
  */
 import type { Context, Middleware } from 'koa'
-import { createCore, type MeterCore, mountWith } from '../meter.js'
+import { createHttpMeter, type MeterCore } from '../meter.js'
 import type { HttpMeterOptions } from '../options.js'
 import { type ConsumeOptions, createKoaAdapter, type FeatureOptions } from './middleware.js'
 import type { PlanshipState } from './state.js'
@@ -43,16 +43,7 @@ export interface Meter extends MeterCore {
  * router.post('/v1/renders', planship.consume('api-call'), handler)
  */
 export function createMeter(options: MeterOptions): Meter {
-  const { core, gate, config, log } = createCore(options)
-  const koa = mountWith(config.identify, (identify) =>
-    createKoaAdapter({ identify, onDenied: config.onDenied, gate, log }),
-  )
-  return {
-    ...core,
-    middleware: () => koa('middleware()').middleware(),
-    consume: (meteringId, consumeOptions) => koa('consume()').consume(meteringId, consumeOptions),
-    requireFeature: (lever, featureOptions) => koa('requireFeature()').requireFeature(lever, featureOptions),
-  }
+  return createHttpMeter(options, createKoaAdapter)
 }
 
 export type { ConsumeOptions, FeatureOptions, PlanshipState }

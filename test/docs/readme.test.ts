@@ -5,7 +5,14 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { type Emulator, startEmulator } from '../../src/emulator/index.js'
-import { drivers, FRAGMENT_MARKER, readmeSnippets, runSnippet, snippetFileName } from './snippets.js'
+import {
+  drivers,
+  FRAGMENT_MARKER,
+  readmeSnippets,
+  runSnippet,
+  snippetFileName,
+  userCompilerOptions,
+} from './snippets.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const snippets = readmeSnippets(readFileSync(`${root}README.md`, 'utf8'))
@@ -91,13 +98,8 @@ describe('README snippets: every ```ts block is a whole file that type-checks an
       `${dir}check/tsconfig.json`,
       JSON.stringify({
         compilerOptions: {
-          target: 'ES2022',
-          module: 'NodeNext',
-          moduleResolution: 'NodeNext',
-          strict: true,
-          skipLibCheck: false,
+          ...userCompilerOptions,
           noEmit: true,
-          types: ['node'],
           paths: { 'planship-meter': ['../types/index.d.ts'], 'planship-meter/*': ['../types/*/index.d.ts'] },
         },
         files: files.map((snippet) => fileOf(snippet, 'check')),

@@ -23,6 +23,16 @@ export interface Snippet {
   fragment: boolean
 }
 
+/** A TypeScript user's project, as strict as it gets: libraries (planship-meter's declarations) are checked too. */
+export const userCompilerOptions = {
+  target: 'ES2022',
+  module: 'NodeNext',
+  moduleResolution: 'NodeNext',
+  strict: true,
+  skipLibCheck: false,
+  types: ['node'],
+}
+
 /** The file a snippet is written to: its key in lower case, `.mts` (ESM whatever the package.json says). */
 export function snippetFileName(snippet: { key: string }): string {
   return `${snippet.key.replace(/[^\w]+/g, '-').toLowerCase()}.mts`
