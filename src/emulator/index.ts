@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { AdminControls } from './admin.js'
+import { createEmulatorApp } from './app.js'
 import { EventFeed } from './event-feed.js'
 import { RequestCounters } from './counters.js'
 import { FaultInputError, parseFaultConfig, type FaultConfig, type ParsedFaultConfig } from './fault-config.js'
@@ -9,6 +10,7 @@ import { overview, recordView } from './overview.js'
 import { fixtureCredentials, loadFixture, type Fixture } from './fixture.js'
 import { EmulatorState } from './state.js'
 import { EmulatorClock } from './time.js'
+import { loadKoa } from './koa-layer.js'
 import { ApiError } from './api-error.js'
 import { createSubscribedCustomer, type NewCustomer } from './subscribed-customer.js'
 import { customerWire, meteringRecordWire, type MeteringRecordWire } from './wire.js'
@@ -221,8 +223,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     latencyMs: () => faults.settings.latencyMs,
   }
 
-  const { createEmulatorApp } = await loadHttpLayer()
-  const app = createEmulatorApp({ state, counters, faults, controls, feed })
+  const app = createEmulatorApp(await loadKoa(), { state, counters, faults, controls, feed })
   const server = createServer(app.callback())
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -284,27 +285,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       })()
       return closing
     },
-  }
-}
-
-/**
- * The emulator's HTTP layer runs on Koa and @koa/router, optional peer dependencies of
- * planship-meter: loaded when an emulator starts, so that an app without them (an Express app)
- * imports this module fine and gets an error naming what to install only when it starts one.
- */
-async function loadHttpLayer(): Promise<typeof import('./app.js')> {
-  try {
-    return await import('./app.js')
-  } catch (error) {
-    const missing = /Cannot find (?:package|module) '(koa|@koa\/router)'/.exec(
-      (error as Error | undefined)?.message ?? '',
-    )
-    if (missing === null) throw error
-    throw new Error(
-      `planship-meter/emulator runs on Koa: install koa and @koa/router to start it ` +
-        `(npm install --save-dev koa @koa/router); ${missing[1]} is not installed`,
-      { cause: error },
-    )
   }
 }
 
