@@ -214,7 +214,16 @@ async function manyCustomers(count: number, checkpoint: number) {
   }
 }
 
-const ALL_MODES: Mode[] = ['bare', 'meter', 'meter-quiet', 'meter-no-headers', 'ratelimit', 'official']
+const ALL_MODES: Mode[] = [
+  'bare',
+  'meter',
+  'meter-quiet',
+  'meter-no-headers',
+  'ratelimit',
+  'official',
+  'bare-stream',
+  'meter-stream',
+]
 const modes = values.modes === undefined ? ALL_MODES : (values.modes.split(',') as Mode[])
 const unknownMode = modes.find((mode) => !ALL_MODES.includes(mode))
 if (unknownMode !== undefined)
@@ -240,6 +249,8 @@ const names: Record<Mode, string> = {
   'meter-no-headers': 'B, headers: false',
   ratelimit: 'K koa-ratelimit (memory)',
   official: 'C official SDK pattern',
+  'bare-stream': 'AS bare Koa, streamed body',
+  'meter-stream': 'BS planship-meter, streamed body',
 }
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
 
@@ -310,6 +321,13 @@ if (rounds > 0) {
     console.log(
       `RateLimit headers: ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
         `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
+    )
+  }
+  if (has('bare-stream', 'meter-stream')) {
+    const [cpuA, cpuB] = [cpu('bare-stream'), cpu('meter-stream')]
+    console.log(
+      `Streamed body (8 SSE events, usage read when the response is over): AS/BS server CPU ${(cpuA / cpuB).toFixed(2)}, ` +
+        `+${(cpuB - cpuA).toFixed(1)} µs per request (AS ${cpuA.toFixed(1)}, BS ${cpuB.toFixed(1)})`,
     )
   }
   if (has('meter')) postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * m('meter', (s) => s.rps)) / 1000

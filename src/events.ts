@@ -35,6 +35,19 @@ export type MeterEvent =
       error?: string
     }
   | { type: 'error'; message: string; error: string }
+  /**
+   * A request or reservation billed more than it had reserved: the work happened, so the usage
+   * is billed as measured, `over` units above `reserved`.
+   */
+  | {
+      type: 'overage'
+      customerId: string
+      meteringId: string
+      bucket?: string
+      reserved: number
+      usage: number
+      over: number
+    }
   /** A configuration problem found at run time (a metering id that feeds no lever …), once each. */
   | { type: 'misconfiguration'; problem: 'unknown-metering-id'; message: string; meteringId: string }
 

@@ -86,7 +86,8 @@ export function createCore<A extends unknown[]>(
   telemetry?.observe({ store, breaker: enforcer.breaker, deliveryStats: () => reporter.stats() })
   const resets = new LeverPeriods({ client, clock, log })
   const decided = decisionSink(telemetry, config.onEvent)
-  const gate = createGate({ enforcer, emit, decided, mode: config.mode, headers: config.headers, resets, clock })
+  const { mode, headers, onAbort } = config
+  const gate = createGate({ enforcer, emit, decided, mode, headers, resets, clock, onAbort })
   let closed: Promise<CloseResult> | undefined
   const neutral = createNeutralApi({ gate, enforcer, log, emit, closed: () => closed !== undefined })
 

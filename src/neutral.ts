@@ -4,6 +4,7 @@ import { describe } from './enforcement/enforcer.js'
 import { PlanshipMeterError } from './errors.js'
 import type { EventSink } from './events.js'
 import type { Gate } from './http/gate.js'
+import { type MeteredReservation, ReservationHold } from './http/reservation.js'
 import { isUnits, type Mode, validateMode } from './http/route.js'
 import type { Log } from './log.js'
 import type { Denial } from './types.js'
@@ -11,7 +12,7 @@ import { pathSegmentProblem } from './planship/ids.js'
 
 /** What `reserve()` resolves to: admitted with its reservation to settle once, or denied. */
 export type ReserveDecision =
-  | {
+  | (MeteredReservation & {
       allowed: true
       /**
        * The work is done: reports `usage` (defaults to the reserved cost) instead of the
@@ -20,7 +21,7 @@ export type ReserveDecision =
       commit(usage?: number): Promise<void>
       /** The work did not happen: returns the reservation. A second call, or one after `commit()`, does nothing. */
       release(): Promise<void>
-    }
+    })
   | { allowed: false; denial: Denial }
 
 /** Options of `reserve()`. */
@@ -89,19 +90,25 @@ const settled = (value: MaybePromise<void>): Promise<void> =>
 export function createNeutralApi(config: NeutralConfig): NeutralApi {
   const { gate, enforcer } = config
 
-  /** Commit and release, each at most once in all: a retried worker step cannot count twice. */
-  function handle(reservation: Reservation | undefined): Extract<ReserveDecision, { allowed: true }> {
-    let open = reservation !== undefined
-    const settle = (usage: number | undefined): Promise<void> => {
-      if (!open) return Promise.resolve()
-      open = false
-      return settled(gate.settle(reservation, usage))
-    }
+  /**
+   * Commit and release, each at most once in all: a retried worker step cannot count twice.
+   * `extend()` holds more while the work runs, until it is settled.
+   */
+  function handle(
+    reservation: Reservation | undefined,
+    mode: Mode | undefined,
+  ): Extract<ReserveDecision, { allowed: true }> {
+    const hold = new ReservationHold(gate, reservation, { mode })
+    const settle = (usage: number | undefined): Promise<void> => settled(hold.settle(usage))
     return {
       allowed: true,
+      get reserved() {
+        return hold.reserved
+      },
+      extend: (units) => hold.extend(units),
       commit: async (usage) => {
-        const units = checkUnits(usage ?? reservation?.cost ?? 0, 'commit(usage)')
-        if (open && units > 0 && enforcer.sealed) {
+        const units = checkUnits(usage ?? hold.reserved, 'commit(usage)')
+        if (hold.open && reservation !== undefined && units > 0 && enforcer.sealed) {
           await settle(undefined)
           throw new PlanshipMeterError(
             'METER_CLOSED',
@@ -122,7 +129,7 @@ export function createNeutralApi(config: NeutralConfig): NeutralApi {
       const bucket = checkBucket(options.bucket)
       const mode = validateMode(options.mode)
       const verdict = await gate.consume(undefined, customerId, { meteringId, bucket, cost, mode })
-      return verdict.allowed ? handle(verdict.reservation) : { allowed: false, denial: verdict.denial }
+      return verdict.allowed ? handle(verdict.reservation, mode) : { allowed: false, denial: verdict.denial }
     },
 
     async isEntitled(customerId, lever) {

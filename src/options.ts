@@ -1,7 +1,8 @@
 import type { UsageStore } from './enforcement/store.js'
 import type { MeterEvent } from './events.js'
 import type { HeaderStyle } from './http/headers.js'
-import { type Mode, validateMode } from './http/route.js'
+import type { AbortPolicy } from './http/response-end.js'
+import { type Mode, validateMode, validateOnAbort } from './http/route.js'
 import { pathSegmentProblem } from './planship/ids.js'
 import { integerOption, invalidOption } from './option-checks.js'
 import { createLog, type Log, type LoggerStyle } from './log.js'
@@ -164,6 +165,14 @@ export interface HttpMeterOptions<A extends unknown[]> extends MeterCoreOptions 
    * `false` sends none. A 429 says `Retry-After` whenever the reset is known. Defaults to `'draft'`.
    */
   headers?: HeaderStyle
+  /**
+   * What a client that goes away before its response was fully written is billed: `'bill'`,
+   * the usage as read at that moment (for a handler counting what it sent: what was delivered);
+   * `'release'`, nothing. A route's `onAbort` overrides it. Defaults to a rule: billed when the
+   * response had started (headers sent) or the handler had finished, released when the client
+   * left before any of it was written.
+   */
+  onAbort?: AbortPolicy
 }
 
 export interface ResolvedConfig<A extends unknown[]> {
@@ -175,6 +184,7 @@ export interface ResolvedConfig<A extends unknown[]> {
   failMode: 'open' | 'closed'
   onDenied: HttpMeterOptions<A>['onDenied']
   mode: Mode
+  onAbort: AbortPolicy | undefined
   headers: HeaderStyle
   log: Log
   onEvent: ((event: MeterEvent) => void) | undefined
@@ -281,6 +291,7 @@ export function resolveConfig<A extends unknown[]>(options: HttpMeterOptions<A>)
     failMode,
     onDenied: optionalFunction(options.onDenied, 'onDenied'),
     mode: validateMode(options.mode) ?? 'enforce',
+    onAbort: validateOnAbort(options.onAbort),
     headers,
     log: createLog(logger, loggerStyle, clock),
     onEvent: optionalFunction(options.onEvent, 'onEvent'),

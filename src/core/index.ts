@@ -22,6 +22,8 @@ export type { DecisionRecord, PlanshipRequestState } from '../http/state.js'
 export type { FeatureOptions, RouteConsumeOptions, Mode } from '../http/route.js'
 export type { HeaderStyle } from '../http/headers.js'
 export type { NeutralApi, ReportOptions, ReserveDecision, ReserveOptions } from '../neutral.js'
+export type { MeteredReservation } from '../http/reservation.js'
+export type { AbortPolicy } from '../http/response-end.js'
 export type { DecisionSource } from '../enforcement/enforcer.js'
 export type {
   DiscardReason,

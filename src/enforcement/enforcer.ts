@@ -69,6 +69,11 @@ export interface ConsumeRequest {
   failMode?: 'open' | 'closed' | undefined
   /** Say which lever has the least room after admission (from cached data only). */
   room?: boolean
+  /**
+   * A running reservation of the same key to add `cost` to (a stream reserving more), instead
+   * of a new one. It settles as one: admitting more does not open another.
+   */
+  extending?: Reservation | undefined
 }
 
 interface PlannedLimits {
@@ -207,10 +212,18 @@ export class Enforcer {
       snapshotAt: snapshot.fetchedAt,
       receivedAt: snapshot.receivedAt,
     }
-    const result = this.#config.store.reserve(reserveRequest)
+    const result = this.#storeReserve(request, reserveRequest)
     return isPromiseLike(result)
       ? Promise.resolve(result).then((settled) => this.#decided(request, entitlements, plan, settled))
       : this.#decided(request, entitlements, plan, result)
+  }
+
+  /** A new reservation, or more on the running one the request extends. */
+  #storeReserve(request: ConsumeRequest, reserveRequest: ReserveRequest): MaybePromise<ReserveResult> {
+    const store = this.#config.store
+    return request.extending === undefined
+      ? store.reserve(reserveRequest)
+      : store.extend(request.extending, reserveRequest)
   }
 
   /**
@@ -282,6 +295,7 @@ export class Enforcer {
   ): MaybePromise<ConsumeDecision> {
     const source = 'local' in result && result.local === true ? 'local' : entitlements.freshness
     if (result.ok) {
+      if (request.extending !== undefined) return { allowed: true, source, reservation: result.reservation }
       if (this.#stopped) return this.#closedMeanwhile(result.reservation)
       this.#open++
       const least = request.room === true ? result.least : undefined
@@ -310,11 +324,13 @@ export class Enforcer {
    * Reserves `cost` without checking any limit (shadow mode, `report()`): the usage is tracked
    * and delivered like the rest. `undefined` when it cannot be kept (closed, backlog full).
    */
-  reserveUnchecked(key: UsageKey, cost: number): MaybePromise<Reservation | undefined> {
+  reserveUnchecked(key: UsageKey, cost: number, extending?: Reservation): MaybePromise<Reservation | undefined> {
     if (this.#stopped) return undefined
     const snapshotAt = this.#config.clock.now()
-    const result = this.#config.store.reserve({ ...key, cost, limits: [], snapshotAt })
+    const request: ReserveRequest = { ...key, cost, limits: [], snapshotAt }
+    const result = this.#storeReserve({ ...request, extending }, request)
     const admitted = (settled: ReserveResult): MaybePromise<Reservation | undefined> => {
+      if (settled.ok && extending !== undefined) return settled.reservation
       if (!settled.ok) {
         this.backlogRefusals++
         return undefined
@@ -437,7 +453,9 @@ export class Enforcer {
     }
     const { customerId, meteringId, bucket, cost } = request
     const snapshotAt = this.#config.clock.now()
-    const result = await this.#config.store.reserve({ customerId, meteringId, bucket, cost, limits: [], snapshotAt })
+    const result = await this.#storeReserve(request, { customerId, meteringId, bucket, cost, limits: [], snapshotAt })
+    if (result.ok && request.extending !== undefined)
+      return { allowed: true, source: 'fail-open', reservation: result.reservation }
     if (result.ok && this.#stopped) return this.#closedMeanwhile(result.reservation)
     if (!result.ok) {
       this.backlogRefusals++ // without limits, only a full backlog refuses

@@ -1,17 +1,13 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { ParamsDictionary, Query } from 'express-serve-static-core'
-import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
+import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
 import { identifyCustomer } from '../http/identify.js'
-import {
-  type FeatureOptions,
-  type ResolvedConsume,
-  type RouteConsumeOptions,
-  validateConsume,
-  validateFeature,
-} from '../http/route.js'
-import type { PlanshipRequestState } from '../http/state.js'
+import { ReservationHold } from '../http/reservation.js'
+import { settleWhenOver } from '../http/response-end.js'
+import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
+import { type PlanshipRequestState, requestState } from '../http/state.js'
 import type { Log } from '../log.js'
 import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipLocals } from './state.js'
@@ -38,8 +34,6 @@ type Denied = Extract<Verdict, { allowed: false }>
 
 const succeeded = ([, res]: ExpressArgs) => res.statusCode < 400
 
-const req = (args: ExpressArgs) => args[0]
-
 /** The thin Express layer over the shared gate: identify, consume, requireFeature. */
 export function createExpressAdapter(config: ExpressAdapterConfig) {
   const { gate, log } = config
@@ -57,36 +51,8 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
     const known = res.locals.planship
     if (known !== undefined) return known
     const identifying = identifyCustomer(config.identify, [req, res], log)
-    const identified = (customerId: string | undefined) => (res.locals.planship = { customerId, decisions: [] })
+    const identified = (customerId: string | undefined) => (res.locals.planship = requestState(customerId))
     return isPromiseLike(identifying) ? Promise.resolve(identifying).then(identified) : identified(identifying)
-  }
-
-  /**
-   * Settles the reservation once the response is over, never before: Express handlers do not
-   * return a promise of their work. 'finish' means the response was handed to the OS: reported
-   * when `shouldReport` holds. 'close' alone means the connection ended first: when the handler
-   * had ended the response (`res.end()` was called) the work was done and is reported like a
-   * finished one; otherwise the client gave up mid-way and the reservation is released.
-   */
-  function settleAfterResponse(args: ExpressArgs, route: ResolvedConsume<ExpressArgs>, reservation: Reservation) {
-    const res = args[1]
-    let settled = false
-    const settle = () => {
-      if (settled) return
-      settled = true
-      res.off('finish', settle)
-      res.off('close', settle)
-      const done = res.writableFinished || res.writableEnded
-      const usage = done && route.shouldReport(args) ? route.usage(args, reservation.cost) : undefined
-      const settling = gate.settle(reservation, usage)
-      if (isPromiseLike(settling))
-        Promise.resolve(settling).catch((error: unknown) => log.error('settling a reservation failed', { error }))
-    }
-    res.once('finish', settle)
-    res.once('close', settle)
-    // The connection may have closed while the decision waited (a cold cache, an async identify
-    // or store): 'close' has fired already and will not again.
-    if (res.closed || res.writableFinished || req(args).socket?.destroyed === true) settle()
   }
 
   /** Runs an async step of a middleware; whatever it throws goes to Express's error handling. */
@@ -115,7 +81,10 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
         const verdict = isPromiseLike(deciding) ? await deciding : deciding
         if (!verdict.allowed) return deny(req, res, verdict)
         if (verdict.headers !== undefined) res.set(verdict.headers)
-        if (verdict.reservation !== undefined) settleAfterResponse(args, route, verdict.reservation)
+        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions, res)
+        state.reservations[meteringId] = hold
+        // Express handlers return no promise of their work: the response's end is all there is.
+        if (verdict.reservation !== undefined) settleWhenOver(gate, log, route, args, res, hold, false)
         next()
       })
     },

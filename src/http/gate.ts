@@ -10,6 +10,8 @@ import type { DecisionSink, EventSink } from '../events.js'
 import type { Clock, Denial } from '../types.js'
 import { toDenial, unidentified } from './denial.js'
 import { type HeaderStyle, rateLimitHeaders, type Reset } from './headers.js'
+import type { HoldOptions } from './reservation.js'
+import type { AbortPolicy } from './response-end.js'
 import type { FeatureOptions, Mode, ResolvedConsume } from './route.js'
 import type { DecisionRecord, PlanshipRequestState } from './state.js'
 
@@ -30,6 +32,8 @@ export interface GateConfig {
   headers: HeaderStyle
   resets: Resets | undefined
   clock: Clock
+  /** The meter's `onAbort`; `undefined` is the default rule. */
+  onAbort: AbortPolicy | undefined
 }
 
 /** What a framework adapter (or the neutral API) does with a request. */
@@ -131,16 +135,7 @@ export function createGate(config: GateConfig) {
           : headersOf(customerId, room.lever, room.remaining, room.limit, false)
       return { allowed: true, reservation: decision.reservation, headers }
     }
-    const lever = 'lever' in decision.denied ? decision.denied.lever : undefined
-    const denied: DecisionRecord = {
-      kind: 'consume',
-      subject: call.meteringId,
-      allowed: false,
-      source: decision.source,
-      ...(lever !== undefined && { lever }),
-      ...(shadow && { shadow: true as const }),
-    }
-    record(decisions, customerId, denied, call.cost)
+    record(decisions, customerId, consumeDenied(call.meteringId, decision, shadow), call.cost)
     const verdict = refuse(toDenial(decision.denied, customerId, call.meteringId, denialHeaders(customerId)), shadow)
     // Shadow mode bills what it lets through, as enforcement would have; a customer id that
     // cannot be sent to Planship, or one Planship does not know (it would refuse the report),
@@ -205,11 +200,65 @@ export function createGate(config: GateConfig) {
     consume,
     requireFeature,
 
-    /** Settles an admitted request: its usage is reported, or its reservation returned. */
+    /** A route's `onAbort`, else the meter's. */
+    onAbort<A extends unknown[]>(route: ResolvedConsume<A>): AbortPolicy | undefined {
+      return route.onAbort ?? config.onAbort
+    },
+
+    /**
+     * Settles an admitted request: its usage is reported, or its reservation returned. Usage
+     * above the reservation is billed as measured (the work happened) and said as an overage.
+     */
     settle(reservation: Reservation | undefined, usage: number | undefined): MaybePromise<void> {
       if (reservation === undefined) return
-      return usage === undefined ? enforcer.release(reservation) : enforcer.commit(reservation, usage)
+      if (usage === undefined) return enforcer.release(reservation)
+      if (usage > reservation.cost && emit !== undefined) {
+        const { customerId, meteringId, bucket, cost } = reservation
+        const over = usage - cost
+        emit({
+          type: 'overage',
+          customerId,
+          meteringId,
+          ...(bucket !== undefined && { bucket }),
+          reserved: cost,
+          usage,
+          over,
+        })
+      }
+      return enforcer.commit(reservation, usage)
     },
+
+    extend,
+  }
+
+  /**
+   * `units` more for a running reservation, decided as admission decides: `true` when they were
+   * added. In shadow mode a refusal is recorded and the units are added all the same.
+   */
+  function extend(
+    decisions: DecisionRecord[] | undefined,
+    reservation: Reservation,
+    units: number,
+    options: HoldOptions,
+  ): MaybePromise<boolean> {
+    const { customerId, meteringId, bucket } = reservation
+    const call = { customerId, meteringId, bucket, cost: units, failMode: options.failMode, mode: options.mode }
+    const deciding = enforcer.consume({ ...call, extending: reservation })
+    const decided = (decision: ConsumeDecision): MaybePromise<boolean> => {
+      if (decision.allowed) {
+        record(decisions, customerId, admission('consume', meteringId, decision.source), units)
+        return true
+      }
+      const shadow = (options.mode ?? config.mode) === 'shadow'
+      record(decisions, customerId, consumeDenied(meteringId, decision, shadow), units)
+      refuse(toDenial(decision.denied, customerId, meteringId, denialHeaders(customerId)), shadow)
+      if (!shadow) return false
+      const reserving = enforcer.reserveUnchecked({ customerId, meteringId, bucket }, units, reservation)
+      return isPromiseLike(reserving)
+        ? Promise.resolve(reserving).then((held) => held !== undefined)
+        : reserving !== undefined
+    }
+    return isPromiseLike(deciding) ? Promise.resolve(deciding).then(decided) : decided(deciding)
   }
 
   function consume(
@@ -249,7 +298,7 @@ export function createGate(config: GateConfig) {
     decisions: DecisionRecord[] | undefined,
     customerId: string,
     lever: string,
-    options: { failMode?: 'open' | 'closed' | undefined; mode?: Mode | undefined },
+    options: HoldOptions,
   ): MaybePromise<Verdict> {
     const deciding = enforcer.requireFeature(customerId, lever, options.failMode)
     return isPromiseLike(deciding)
@@ -259,3 +308,20 @@ export function createGate(config: GateConfig) {
 }
 
 export type Gate = ReturnType<typeof createGate>
+
+/** A refused consume's record (built per request: admissions share theirs). */
+function consumeDenied(
+  meteringId: string,
+  decision: Extract<ConsumeDecision, { allowed: false }>,
+  shadow: boolean,
+): DecisionRecord {
+  const lever = 'lever' in decision.denied ? decision.denied.lever : undefined
+  return {
+    kind: 'consume',
+    subject: meteringId,
+    allowed: false,
+    source: decision.source,
+    ...(lever !== undefined && { lever }),
+    ...(shadow && { shadow: true as const }),
+  }
+}

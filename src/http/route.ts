@@ -1,6 +1,7 @@
 import { PlanshipMeterError } from '../errors.js'
 import type { Log } from '../log.js'
 import { pathSegmentProblem } from '../planship/ids.js'
+import type { AbortPolicy } from './response-end.js'
 
 /** Whether a decision can deny: `'enforce'` does, `'shadow'` records what it would deny and lets it through. */
 export type Mode = 'enforce' | 'shadow'
@@ -13,8 +14,9 @@ export interface RouteConsumeOptions<A extends unknown[]> {
   /** Units reserved before the handler runs: a number or a function of the request. Defaults to `1`. */
   cost?: number | ((...args: A) => number)
   /**
-   * Units reported after the handler ran: a number or a function read after the handler
-   * (rows returned, say). Defaults to the cost.
+   * Units reported once the response is over (its last byte written, or the client gone): a
+   * number or a function read then (rows returned, tokens streamed). Defaults to the units
+   * reserved (the cost, plus what `extend()` added).
    */
   usage?: number | ((...args: A) => number)
   /** Bucket the usage is reported under: a string or a function of the request. Defaults to none. */
@@ -25,6 +27,8 @@ export interface RouteConsumeOptions<A extends unknown[]> {
   failMode?: 'open' | 'closed'
   /** This route's `mode`: `'shadow'` never denies (see the meter option). Defaults to the meter's. */
   mode?: Mode
+  /** What a client gone mid-response is billed on this route (see the meter option). Defaults to the meter's. */
+  onAbort?: AbortPolicy
 }
 
 /** Per-route options of `requireFeature()`. */
@@ -44,6 +48,7 @@ export interface ResolvedConsume<A extends unknown[]> {
   shouldReport: (args: A) => boolean
   failMode: 'open' | 'closed' | undefined
   mode: Mode | undefined
+  onAbort: AbortPolicy | undefined
 }
 
 export function isUnits(value: unknown): value is number {
@@ -55,6 +60,13 @@ export function validateMode(mode: unknown, option = 'mode'): Mode | undefined {
     throw new TypeError(`planship-meter: option \`${option}\` must be 'enforce' or 'shadow'`)
   }
   return mode
+}
+
+export function validateOnAbort(onAbort: unknown): AbortPolicy | undefined {
+  if (onAbort !== undefined && onAbort !== 'bill' && onAbort !== 'release') {
+    throw new TypeError("planship-meter: option `onAbort` must be 'bill' or 'release'")
+  }
+  return onAbort
 }
 
 function validateFailMode(failMode: unknown): void {
@@ -107,6 +119,7 @@ export function validateConsume<A extends unknown[]>(
   }
   validateFailMode(options.failMode)
   validateMode(options.mode)
+  validateOnAbort(options.onAbort)
   if (shouldReport !== undefined && typeof shouldReport !== 'function') {
     throw new TypeError('planship-meter: option `shouldReport` must be a function')
   }
@@ -115,6 +128,7 @@ export function validateConsume<A extends unknown[]>(
     meteringId,
     failMode: options.failMode,
     mode: options.mode,
+    onAbort: options.onAbort,
     cost:
       typeof cost === 'number'
         ? () => cost

@@ -1,4 +1,5 @@
 import type { DecisionSource } from '../enforcement/enforcer.js'
+import type { MeteredReservation } from './reservation.js'
 
 /**
  * One decision taken for a request, in the order they were taken. Admissions share one frozen
@@ -22,4 +23,14 @@ export interface PlanshipRequestState {
   /** The identified customer, `undefined` when `identify` found none. */
   customerId: string | undefined
   decisions: DecisionRecord[]
+  /**
+   * The running reservation of each `consume()` route the request passed, by metering id: how
+   * many units it holds, and `extend(units)` to hold more while a response streams.
+   */
+  reservations: Record<string, MeteredReservation>
+}
+
+/** A request's state once identified. */
+export function requestState(customerId: string | undefined): PlanshipRequestState {
+  return { customerId, decisions: [], reservations: {} }
 }

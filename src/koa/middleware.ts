@@ -1,10 +1,12 @@
 import type { Context, Middleware, Next } from 'koa'
-import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
+import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
 import { identifyCustomer } from '../http/identify.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
-import type { PlanshipRequestState } from '../http/state.js'
+import { ReservationHold } from '../http/reservation.js'
+import { clientGone, settleAt, settleWhenOver } from '../http/response-end.js'
+import { type PlanshipRequestState, requestState } from '../http/state.js'
 import type { Log } from '../log.js'
 import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipState } from './state.js'
@@ -34,6 +36,14 @@ function setHeaders(ctx: Context, headers: Record<string, string>): void {
   for (const name in headers) ctx.res.setHeader(name, headers[name]!)
 }
 
+/** A body Koa's `respond` writes with one `res.end()`: JSON, a string, a buffer, nothing. */
+function writtenAtOnce(body: unknown): boolean {
+  if (body === null || body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) return true
+  if (typeof body !== 'object') return false
+  const prototype = Object.getPrototypeOf(body) as unknown
+  return prototype === Object.prototype || prototype === Array.prototype || prototype === null
+}
+
 /** The thin Koa layer over the shared gate: identify, consume, requireFeature. */
 export function createKoaAdapter(config: KoaAdapterConfig) {
   const { gate, log } = config
@@ -56,7 +66,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
   }
 
   function identified(ctx: Ctx, customerId: string | undefined): PlanshipRequestState {
-    const state: PlanshipRequestState = { customerId, decisions: [] }
+    const state = requestState(customerId)
     ctx.state.planship = state
     return state
   }
@@ -73,30 +83,50 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
     consume(meteringId: string, options: ConsumeOptions = {}): Middleware<PlanshipState> {
       const route = validateConsume(meteringId, options, log, succeeded)
 
-      /** After the handler: the usage is reported, or the reservation returned when it threw. */
-      function settle(args: [Context], reservation: Reservation, next: Next): Promise<void> {
-        return next().then(
-          () => {
-            const usage = route.shouldReport(args) ? route.usage(args, reservation.cost) : undefined
-            return gate.settle(reservation, usage)
-          },
-          (error: unknown) => Promise.resolve(gate.settle(reservation, undefined)).then(() => Promise.reject(error)),
-        )
-      }
-
-      function admit(ctx: Ctx, next: Next, args: [Context], verdict: Verdict): Promise<void> {
+      /**
+       * The reservation is settled once the response is over: Koa writes the body, a stream
+       * included, after the handler's promise resolved. A body Koa writes in one go is over as
+       * soon as it is written, so it needs no listener (the plain JSON route stays as cheap as
+       * before); a stream is settled on the response's 'finish' or 'close'. A client gone while
+       * the handler ran is seen when it returns (released, as nothing was written), except under
+       * `onAbort: 'bill'`, which bills the usage read the moment the client left. A handler that
+       * threw before any of the response was written is not billed.
+       */
+      function admit(ctx: Ctx, next: Next, args: [Context], state: PlanshipRequestState, verdict: Verdict) {
         if (!verdict.allowed) return deny(ctx, verdict)
         if (verdict.headers !== undefined) setHeaders(ctx, verdict.headers)
-        const reservation = verdict.reservation
-        return reservation === undefined ? next() : settle(args, reservation, next)
+        const res = ctx.res
+        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions, res)
+        state.reservations[meteringId] = hold
+        if (verdict.reservation === undefined) return next()
+        const listening = gate.onAbort(route) === 'bill'
+        if (listening) settleWhenOver(gate, log, route, args, res, hold, false)
+        return next().then(
+          () => {
+            if (ctx.respond === false || !writtenAtOnce(ctx.body)) {
+              if (!listening) settleWhenOver(gate, log, route, args, res, hold, true)
+              return
+            }
+            // Gone already: it left while the handler ran, before any of the response was written.
+            const gone = clientGone(res)
+            settleAt(gate, log, route, args, hold, { complete: !gone, started: res.headersSent, handlerDone: !gone })
+          },
+          (error: unknown) => {
+            if (!res.headersSent) {
+              const failed = { complete: false, started: false, handlerDone: true, failed: true }
+              settleAt(gate, log, route, args, hold, failed)
+            } else if (!listening) settleWhenOver(gate, log, route, args, res, hold, true)
+            throw error
+          },
+        )
       }
 
       function decide(ctx: Ctx, next: Next, state: PlanshipRequestState): Promise<void> {
         const args: [Context] = [ctx]
         const deciding = gate.route(state, route, args)
         return isPromiseLike(deciding)
-          ? Promise.resolve(deciding).then((verdict) => admit(ctx, next, args, verdict))
-          : admit(ctx, next, args, deciding)
+          ? Promise.resolve(deciding).then((verdict) => admit(ctx, next, args, state, verdict))
+          : admit(ctx, next, args, state, deciding)
       }
 
       // Not async: on a warm cache the decision is synchronous, and this layer adds no promise

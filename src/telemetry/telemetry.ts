@@ -86,6 +86,13 @@ export function createTelemetry(): Telemetry | undefined {
   const dropped = new Tally(
     counter('planship_meter.units.dropped', 'Usage units that left the meter unacknowledged, by outcome', '{unit}'),
   )
+  const overage = new Tally(
+    counter(
+      'planship_meter.units.overage',
+      'Usage units billed above what their request had reserved (work measured after it ran)',
+      '{unit}',
+    ),
+  )
   const reports = new Tally(counter('planship_meter.reports', 'Usage report POSTs, by outcome', '{report}'))
   const fallbacks = new Tally(
     counter(
@@ -94,7 +101,7 @@ export function createTelemetry(): Telemetry | undefined {
       '{fallback}',
     ),
   )
-  const tallies = [decisions, denials, admitted, reported, dropped, reports, fallbacks]
+  const tallies = [decisions, denials, admitted, reported, dropped, overage, reports, fallbacks]
   const duplicated = counter(
     'planship_meter.units.possibly_duplicated',
     'Usage units sent again after an attempt that may have been applied (at-least-once)',
@@ -190,6 +197,9 @@ export function createTelemetry(): Telemetry | undefined {
         case 'drop':
           reports.add(1, ...outcome(DROP_OUTCOMES[event.reason]))
           dropped.add(event.report.usage, ...outcome(DROP_OUTCOMES[event.reason]))
+          return
+        case 'overage':
+          overage.add(event.over, event.meteringId, meteringIdAttributes)
           return
         case 'store':
           if (event.state === 'local') fallbacks.add(1, '', () => ({}))

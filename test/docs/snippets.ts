@@ -139,6 +139,15 @@ export const drivers: Record<string, SnippetDriver> = {
       ['pro-customer', 'api-call', 250],
     ],
   },
+  'Streaming and long-running work': {
+    async serve({ app }) {
+      // 100 api-calls a month, reserved 16 at a time: 6 blocks fit, a 7th does not.
+      const stream = await (await get(`${app}/v1/words`, 'free-customer')).text()
+      assert.equal(stream.match(/^data: {"word"/gm)?.length, 96)
+      assert.match(stream, /event: quota_exceeded\ndata: \{\}\n\n$/)
+    },
+    usage: [['free-customer', 'api-call', 96]],
+  },
   'Typed state': {
     async serve({ app }) {
       const render = await post(`${app}/v1/renders`, 'free-customer')

@@ -120,13 +120,13 @@ describe('Express: close() and requests around it', () => {
     assert.equal(after.body.error.code, 'planship_unavailable')
   })
 
-  it('releases, never bills, a request whose client went away before the response was complete', async () => {
+  it("releases, never bills, under onAbort: 'release', a request whose client went away before the response was complete", async () => {
     const h = harness()
     h.emu.createCustomer('impatient', 'free')
     const api = express()
     let closed: Promise<unknown> = Promise.resolve()
     let ended = false
-    api.post('/renders', h.meter.consume('render'), (req, res) => {
+    api.post('/renders', h.meter.consume('render', { onAbort: 'release' }), (req, res) => {
       if (req.get('x-hang') === undefined) return void res.json({})
       closed = once(res, 'close')
       res.write('partial ')

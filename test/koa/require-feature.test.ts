@@ -58,6 +58,7 @@ describe('requireFeature()', () => {
     assert.deepEqual(state, {
       customerId: 'pro-customer',
       decisions: [{ kind: 'feature', subject: 'csv-export', allowed: true, source: 'fresh', lever: 'csv-export' }],
+      reservations: {},
     })
   })
 })

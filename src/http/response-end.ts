@@ -1,0 +1,88 @@
+import type { ServerResponse } from 'node:http'
+import { isPromiseLike } from '../enforcement/store.js'
+import type { Log } from '../log.js'
+import type { Gate } from './gate.js'
+import type { ReservationHold } from './reservation.js'
+import type { ResolvedConsume } from './route.js'
+
+/** What to do when the client goes away before the response was fully written. */
+export type AbortPolicy = 'bill' | 'release'
+
+/** How a response ended, as the adapter saw it. */
+export interface ResponseEnd {
+  /** Every byte was handed to the OS. */
+  complete: boolean
+  /** The status line and headers went out (the response had started). */
+  started: boolean
+  /** The handler had finished its work (its promise resolved, on Koa) when the client left. */
+  handlerDone: boolean
+  /** The handler failed before any of the response was written: the work did not happen. */
+  failed?: boolean
+}
+
+/**
+ * Whether a response that is over is billed, under the route's `onAbort` (`undefined`: the
+ * default rule). A complete response is. A client gone mid-response is billed under `'bill'`,
+ * released under `'release'`, and by default billed when the response had started or the
+ * handler had finished (what was delivered, for a handler counting what it sent), released
+ * when it left before anything was written.
+ */
+export function billsAtEnd(end: ResponseEnd, onAbort: AbortPolicy | undefined): boolean {
+  if (end.complete || onAbort === 'bill') return true
+  return onAbort === undefined && (end.started || end.handlerDone)
+}
+
+/**
+ * Settles `hold` for a response that is over, or about to be: usage is read now. `end` says how
+ * it ended; a client gone before `handlerDone` left before any of it was written.
+ */
+export function settleAt<A extends unknown[]>(
+  gate: Gate,
+  log: Log,
+  route: ResolvedConsume<A>,
+  args: A,
+  hold: ReservationHold,
+  end: ResponseEnd,
+): void {
+  if (!hold.open) return // 'finish', then 'close'
+  const bills = end.failed !== true && billsAtEnd(end, gate.onAbort(route))
+  // A client gone mid-handler left no response whose status `shouldReport` could judge.
+  const judged = end.complete || end.started || end.handlerDone
+  const usage = bills && (!judged || route.shouldReport(args)) ? route.usage(args, hold.reserved) : undefined
+  const settling = hold.settle(usage)
+  if (isPromiseLike(settling))
+    Promise.resolve(settling).catch((error: unknown) => log.error('settling a reservation failed', { error }))
+}
+
+/** Whether the client of `res` is gone (its connection closed before the response finished). */
+export function clientGone(res: ServerResponse): boolean {
+  return !res.writableFinished && (res.closed || res.socket?.destroyed === true)
+}
+
+/**
+ * Settles `hold` once `res` is over, never before: 'finish' when the last byte was handed to the
+ * OS (`writableFinished`), 'close' alone when the connection ended first. Usage is read then, so
+ * a streamed body is billed for what it streamed. `handlerDone`: the handler had finished.
+ */
+export function settleWhenOver<A extends unknown[]>(
+  gate: Gate,
+  log: Log,
+  route: ResolvedConsume<A>,
+  args: A,
+  res: ServerResponse,
+  hold: ReservationHold,
+  handlerDone: boolean,
+): void {
+  const over = () =>
+    settleAt(gate, log, route, args, hold, { complete: res.writableFinished, started: res.headersSent, handlerDone })
+  // It may be over already: the connection closed while the decision waited (a cold cache, an
+  // async identify or store), or the handler wrote the whole response itself.
+  if (res.writableFinished || clientGone(res)) {
+    over()
+  } else {
+    // A server emits 'close' after 'finish' too; a response outside one (an in-process test
+    // harness, a serverless adapter) may only finish.
+    res.on('finish', over)
+    res.on('close', over)
+  }
+}

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+import type { MeterCore } from '../src/index.js'
+import { eachHarness, type Harness, startHarness } from './helpers/harness.js'
+import { tokensFixture } from './helpers/streams.js'
+
+/** A long job: holds 10 units, extends by 10 while it can, then bills what it did. */
+async function longJob(meter: MeterCore, customerId: string): Promise<{ allowed: boolean; done: number }> {
+  const job = await meter.reserve(customerId, 'tokens', { cost: 10 })
+  if (!job.allowed) return { allowed: false, done: 0 }
+  let done = 0
+  do done += 10
+  while (done < 1_000 && (await job.extend(10)))
+  assert.equal(job.reserved, done)
+  await job.commit(done)
+  return { allowed: true, done }
+}
+
+describe('the framework-neutral API: reservations that grow', () => {
+  const harness = eachHarness((onEvent) =>
+    startHarness({ emulator: { fixture: tokensFixture }, meter: { onEvent } }),
+  ) as (() => Harness) & { events: import('../src/index.js').MeterEvent[] }
+  const billed = async (h: Harness, customerId: string) => {
+    await h.meter.flush()
+    return h.emu.recordedUsage({ customerId, meteringId: 'tokens' })
+  }
+
+  it('a reservation extended until false bills exactly the quota', async () => {
+    const h = harness()
+    h.emu.createCustomer('job', 'basic')
+    assert.deepEqual(await longJob(h.meter, 'job'), { allowed: true, done: 100 })
+    assert.equal(await billed(h, 'job'), 100)
+    const next = await h.meter.reserve('job', 'tokens', { cost: 1 })
+    assert.equal(next.allowed, false)
+  })
+
+  it('three concurrent jobs of one customer together get exactly the quota', async () => {
+    const h = harness()
+    h.emu.createCustomer('jobs', 'basic')
+    const jobs = await Promise.all([0, 1, 2].map(() => longJob(h.meter, 'jobs')))
+    assert.equal(
+      jobs.reduce((sum, job) => sum + job.done, 0),
+      100,
+    )
+    assert.equal(await billed(h, 'jobs'), 100)
+  })
+
+  it('an extension that does not fit reserves nothing: a smaller one still does', async () => {
+    const h = harness()
+    h.emu.createCustomer('exact', 'basic')
+    const job = await h.meter.reserve('exact', 'tokens', { cost: 95 })
+    assert.ok(job.allowed)
+    assert.equal(await job.extend(10), false)
+    assert.equal(job.reserved, 95)
+    assert.equal(await job.extend(5), true)
+    assert.equal(job.reserved, 100)
+    assert.equal(await job.extend(1), false)
+    await job.commit()
+    assert.equal(await billed(h, 'exact'), 100)
+    const denied = harness.events.filter((event) => event.type === 'denial')
+    assert.equal(denied.length, 2, 'each refused extension is a quota denial, like a refused admission')
+  })
+
+  it('extend() refuses once the reservation is settled, and rejects bad units with a TypeError', async () => {
+    const h = harness()
+    h.emu.createCustomer('settled', 'basic')
+    const job = await h.meter.reserve('settled', 'tokens', { cost: 10 })
+    assert.ok(job.allowed)
+    await assert.rejects(job.extend(-1), TypeError)
+    await assert.rejects(job.extend(1.5), TypeError)
+    await assert.rejects(job.extend(Number.NaN), TypeError)
+    await job.release()
+    assert.equal(await job.extend(10), false)
+    assert.equal(job.reserved, 10, 'nothing more was reserved')
+    assert.equal(await billed(h, 'settled'), 0)
+    // All 100 are still there.
+    const whole = await h.meter.reserve('settled', 'tokens', { cost: 100 })
+    assert.ok(whole.allowed)
+    await whole.release()
+  })
+
+  it('in shadow mode, extend() goes past the quota, records what enforcement would have decided, and bills it', async () => {
+    const h = harness()
+    h.emu.createCustomer('shadowed', 'basic')
+    const job = await h.meter.reserve('shadowed', 'tokens', { cost: 90, mode: 'shadow' })
+    assert.ok(job.allowed)
+    assert.equal(await job.extend(30), true)
+    assert.equal(job.reserved, 120)
+    await job.commit()
+    assert.equal(await billed(h, 'shadowed'), 120)
+    const shadowDenial = harness.events.find((event) => event.type === 'denial' && event.shadow === true)
+    assert.ok(shadowDenial, 'the refusal enforcement would have made is an event')
+  })
+
+  it('usage committed above the reservation is billed as measured, with an overage event', async () => {
+    const h = harness()
+    h.emu.createCustomer('over', 'basic')
+    const job = await h.meter.reserve('over', 'tokens', { cost: 5 })
+    assert.ok(job.allowed)
+    await job.commit(8)
+    assert.equal(await billed(h, 'over'), 8)
+    const overage = harness.events.find((event) => event.type === 'overage')
+    assert.deepEqual(overage, {
+      type: 'overage',
+      customerId: 'over',
+      meteringId: 'tokens',
+      reserved: 5,
+      usage: 8,
+      over: 3,
+    })
+  })
+})
