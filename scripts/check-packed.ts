@@ -165,6 +165,14 @@ async function startEmulatorCli(cwd: string): Promise<{ url: string; stop(): Pro
   }
 }
 
+/** `Promise.all` that waits for every promise before rejecting, so no install still writes when the directory is removed. */
+async function settledAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises)
+  const failed = results.find((result) => result.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+  return results.map((result) => (result as PromiseFulfilledResult<T>).value)
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'planship-meter-packed-'))
   log(`in ${dir}`)
@@ -176,7 +184,7 @@ async function main(): Promise<void> {
     assert.doesNotMatch(packOutput, /npm (warn|error)/i, packOutput)
 
     const snippets = readmeSnippets(await readFile(`${root}README.md`, 'utf8'))
-    const measured = await Promise.all(
+    const measured = await settledAll(
       apps.map(async (app) => {
         const appDir = path.join(dir, app.name)
         const packages = [...app.packages, '@types/node'].map(pinned)
