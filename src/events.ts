@@ -1,6 +1,6 @@
 import type { DecisionSource } from './enforcement/enforcer.js'
 import type { PendingReport } from './enforcement/store.js'
-import type { Denial } from './options.js'
+import type { Denial } from './types.js'
 import type { FlushResult } from './reporting/reporter.js'
 
 /**

@@ -1,4 +1,4 @@
-import type { Clock, Logger } from './options.js'
+import type { Clock, Logger } from './types.js'
 
 type Level = 'debug' | 'info' | 'warn' | 'error'
 type Fields = Record<string, unknown>

@@ -1,4 +1,3 @@
-import type { Middleware } from 'koa'
 import { Enforcer } from './enforcement/enforcer.js'
 import { MemoryUsageStore } from './enforcement/memory-store.js'
 import { LeverPeriods } from './enforcement/periods.js'
@@ -6,11 +5,16 @@ import type { UsageStore } from './enforcement/store.js'
 import { PlanshipMeterError } from './errors.js'
 import { eventSink } from './events.js'
 import { createGate, type Gate } from './http/gate.js'
-import { type ConsumeOptions, createKoaAdapter, type FeatureOptions } from './koa/middleware.js'
-import type { PlanshipState } from './koa/state.js'
+import type { FeatureOptions } from './http/route.js'
 import type { Log } from './log.js'
 import { createNeutralApi, type NeutralApi } from './neutral.js'
-import { type MeterOptions, type ResolvedConfig, resolveConfig } from './options.js'
+import {
+  type HttpMeterOptions,
+  type Identify,
+  type MeterCoreOptions,
+  type ResolvedConfig,
+  resolveConfig,
+} from './options.js'
 import { PlanshipClient, type PlanshipCallCounts } from './planship/client.js'
 import { type CloseResult, type DeliveryStats, type FlushResult, Reporter } from './reporting/reporter.js'
 import { createTelemetry, decisionSink, withTelemetry } from './telemetry/telemetry.js'
@@ -40,22 +44,9 @@ export interface MeterCore extends NeutralApi {
   deliveryStats(): DeliveryStats
 }
 
-/** What {@link createMeter} returns. */
-export interface Meter extends MeterCore {
-  /** Identifies the customer of every request into `ctx.state.planship.customerId`. Never denies. */
-  middleware(): Middleware<PlanshipState>
-  /**
-   * Before the handler, checks every lever fed by `meteringId` has room for the cost and
-   * reserves it; after the response, reports the usage (or releases the reservation).
-   */
-  consume(meteringId: string, options?: ConsumeOptions): Middleware<PlanshipState>
-  /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
-  requireFeature(lever: string, options?: FeatureOptions): Middleware<PlanshipState>
-}
-
 /** The framework-neutral meter an adapter wraps, with what the adapter needs to build on it. */
 export function createCore<A extends unknown[]>(
-  options: MeterOptions<A>,
+  options: HttpMeterOptions<A>,
 ): { core: MeterCore; gate: Gate; config: ResolvedConfig<A>; log: Log } {
   const config = resolveConfig(options)
   const { clock, log } = config
@@ -134,20 +125,60 @@ export function createCore<A extends unknown[]>(
 }
 
 /**
- * Creates a meter for one Planship product, for Koa. Throws a `TypeError` naming the option
- * when an option is invalid. (On Express: `createMeter` from `planship-meter/express`.)
+ * Creates a meter for one Planship product without any framework: for queue workers, webhooks
+ * and cron jobs, through `reserve`, `report`, `isEntitled`, `check`, `flush` and `close`. Its
+ * types reference no web framework. Throws a `TypeError` naming the option when an option is
+ * invalid. (HTTP meters: `planship-meter` for Koa, `planship-meter/express`.)
  *
  * @example
- * const planship = createMeter({
- *   productSlug: 'acme-api',
- *   planship: { clientId, clientSecret },
- *   identify: (ctx) => ctx.get('x-customer-id') || undefined,
- * })
- * app.use(planship.middleware())
- * router.post('/v1/renders', planship.consume('api-call'), handler)
+ * const planship = createMeter({ productSlug: 'acme-api', planship: { clientId, clientSecret } })
+ * const reservation = await planship.reserve(customerId, 'render', { cost: 10 })
  */
-export function createMeter(options: MeterOptions): Meter {
+export function createMeter(options: MeterCoreOptions): MeterCore {
+  return createCore(options).core
+}
+
+/** What a framework adapter (Koa, Express) adds to a meter: handlers of type `H`, consume options `C`. */
+export interface HttpAdapter<H, C> {
+  middleware(): H
+  consume(meteringId: string, options?: C): H
+  requireFeature(lever: string, options?: FeatureOptions): H
+}
+
+/** What a framework adapter is made from. */
+export interface HttpAdapterConfig<A extends unknown[]> {
+  identify: Identify<A>
+  onDenied: HttpMeterOptions<A>['onDenied']
+  gate: Gate
+  log: Log
+}
+
+/**
+ * An HTTP meter: the core, and the handlers of the adapter `adapt` makes from the meter's
+ * `identify`. Mounting (`middleware()`, `consume()`, `requireFeature()`) on a meter without
+ * `identify` throws a `TypeError` saying so, when the route is defined rather than on its first
+ * request.
+ */
+export function createHttpMeter<A extends unknown[], H, C>(
+  options: HttpMeterOptions<A>,
+  adapt: (config: HttpAdapterConfig<A>) => HttpAdapter<H, C>,
+): MeterCore & HttpAdapter<H, C> {
   const { core, gate, config, log } = createCore(options)
-  const koa = createKoaAdapter({ identify: config.identify, onDenied: config.onDenied, gate, log })
-  return { ...core, middleware: koa.middleware, consume: koa.consume, requireFeature: koa.requireFeature }
+  const { identify, onDenied } = config
+  const adapter = identify === undefined ? undefined : adapt({ identify, onDenied, gate, log })
+  const mount = (mounting: string): HttpAdapter<H, C> => {
+    if (adapter === undefined) {
+      throw new TypeError(
+        `planship-meter: ${mounting} needs the \`identify\` option of createMeter, a function returning the ` +
+          "request's customer id; a meter without it serves only reserve(), report(), isEntitled(), flush() and close()",
+      )
+    }
+    return adapter
+  }
+  return {
+    ...core,
+    middleware: () => mount('middleware()').middleware(),
+    consume: (meteringId, consumeOptions) => mount('consume()').consume(meteringId, consumeOptions),
+    requireFeature: (lever, featureOptions) => mount('requireFeature()').requireFeature(lever, featureOptions),
+  }
 }

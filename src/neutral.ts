@@ -7,7 +7,7 @@ import type { Gate } from './http/gate.js'
 import { type MeteredReservation, ReservationHold } from './http/reservation.js'
 import { isUnits, type Mode, validateMode } from './http/route.js'
 import type { Log } from './log.js'
-import type { Denial } from './options.js'
+import type { Denial } from './types.js'
 import { pathSegmentProblem } from './planship/ids.js'
 
 /** What `reserve()` resolves to: admitted with its reservation to settle once, or denied. */

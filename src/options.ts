@@ -1,4 +1,3 @@
-import type { Context } from 'koa'
 import type { UsageStore } from './enforcement/store.js'
 import type { MeterEvent } from './events.js'
 import type { HeaderStyle } from './http/headers.js'
@@ -7,22 +6,9 @@ import { type Mode, validateMode, validateOnAbort } from './http/route.js'
 import { pathSegmentProblem } from './planship/ids.js'
 import { integerOption, invalidOption } from './option-checks.js'
 import { createLog, type Log, type LoggerStyle } from './log.js'
+import type { Clock, Denial, Logger } from './types.js'
 
-/** A clock in milliseconds. Inject one in tests instead of patching timers. */
-export interface Clock {
-  now(): number
-}
-
-/**
- * Where planship-meter writes what it does. Each field is optional; missing levels are dropped.
- * pino and bunyan loggers fit as they are: they are recognised and called `(fields, message)`.
- */
-export interface Logger {
-  debug?(message: string, fields?: Record<string, unknown>): void
-  info?(message: string, fields?: Record<string, unknown>): void
-  warn?(message: string, fields?: Record<string, unknown>): void
-  error?(message: string, fields?: Record<string, unknown>): void
-}
+export type { Clock, Denial, Logger }
 
 /** How to reach Planship. */
 export interface PlanshipConnectionOptions {
@@ -104,34 +90,15 @@ export interface ReportingOptions {
   closeTimeoutMs?: number
 }
 
-/** What a denial was about, handed to `onDenied` and written as the default JSON body. */
-export interface Denial {
-  /** HTTP status of the default answer: 401, 403, 429 or 503. */
-  status: 401 | 403 | 429 | 503
-  code: 'customer_unidentified' | 'feature_not_entitled' | 'quota_exceeded' | 'planship_unavailable'
-  message: string
-  /** The lever that denied the request, when one did. */
-  lever?: string
-  customerId?: string
-  /** Headers of the default answer (RateLimit-Policy, RateLimit, Retry-After on 429). */
-  headers: Record<string, string>
-}
-
 /**
- * Options of `createMeter`. `A` is what the framework hands the callbacks: `[ctx]` on Koa
- * (the default), `[req, res]` on Express.
+ * Options every meter has, whatever the framework: what `createMeter` of `planship-meter/core`
+ * takes (a worker's meter, used through `reserve`, `report`, `isEntitled`, `flush`, `close`).
  */
-export interface MeterOptions<A extends unknown[] = [ctx: Context]> {
+export interface MeterCoreOptions {
   /** Slug of the Planship product whose plans are sold. Required. */
   productSlug: string
   /** Planship connection. Required. */
   planship: PlanshipConnectionOptions
-  /**
-   * Returns the Planship customer id (or alternative id, such as an e-mail) of the request, or
-   * `undefined` when the request has no customer. Gets `ctx` on Koa, `(req, res)` on Express.
-   * May be async. Required.
-   */
-  identify: (...args: A) => string | undefined | Promise<string | undefined>
   cache?: CacheOptions
   reporting?: ReportingOptions
   /**
@@ -141,31 +108,11 @@ export interface MeterOptions<A extends unknown[] = [ctx: Context]> {
    */
   failMode?: 'open' | 'closed'
   /**
-   * Writes the answer of a denied request instead of the default JSON body. The handler never
-   * runs after a denial. Defaults to a JSON body `{ error: { code, message, lever? } }`.
-   */
-  onDenied?: (...args: [...A, denial: Denial]) => void | Promise<void>
-  /**
    * `'shadow'` decides, records and reports as usual but never denies: what would have been
    * denied goes through, its decision records and events say `shadow: true`. How to roll quotas
    * out safely. A route's `mode` option overrides it. Defaults to `'enforce'`.
    */
   mode?: Mode
-  /**
-   * What a client that goes away before its response was fully written is billed: `'bill'`,
-   * the usage as read at that moment (for a handler counting what it sent: what was delivered);
-   * `'release'`, nothing. A route's `onAbort` overrides it. Defaults to a rule: billed when the
-   * response had started (headers sent) or the handler had finished, released when the client
-   * left before any of it was written.
-   */
-  onAbort?: AbortPolicy
-  /**
-   * Rate-limit headers on every metered response, for the lever with the least room:
-   * `'draft'` sends `RateLimit-Policy` and `RateLimit` (IETF httpapi draft), `'legacy'` sends
-   * `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds),
-   * `false` sends none. A 429 says `Retry-After` whenever the reset is known. Defaults to `'draft'`.
-   */
-  headers?: HeaderStyle
   /** Defaults to a logger that writes warnings and errors to the console. */
   logger?: Logger
   /**
@@ -190,14 +137,52 @@ export interface MeterOptions<A extends unknown[] = [ctx: Context]> {
   store?: UsageStore
 }
 
-export interface ResolvedConfig<A extends unknown[] = [ctx: Context]> {
+/** The `identify` option: the customer id of a request, from the framework's arguments `A`. */
+export type Identify<A extends unknown[]> = (...args: A) => string | undefined | Promise<string | undefined>
+
+/**
+ * Options of an HTTP meter: the core's, plus what requests need. `A` is what the framework hands
+ * the callbacks: `[ctx]` on Koa, `[req, res]` on Express.
+ */
+export interface HttpMeterOptions<A extends unknown[]> extends MeterCoreOptions {
+  /**
+   * Returns the Planship customer id (or alternative id, such as an e-mail) of the request, or
+   * `undefined` when the request has no customer. Gets `ctx` on Koa, `(req, res)` on Express.
+   * May be async. Required by `middleware()`, `consume()` and `requireFeature()`: mounting one of
+   * them on a meter without it throws a `TypeError`. Defaults to none (a meter used only through
+   * `reserve`, `report` and `isEntitled` needs none).
+   */
+  identify?: Identify<A> | undefined
+  /**
+   * Writes the answer of a denied request instead of the default JSON body. The handler never
+   * runs after a denial. Defaults to a JSON body `{ error: { code, message, lever? } }`.
+   */
+  onDenied?: (...args: [...A, denial: Denial]) => void | Promise<void>
+  /**
+   * Rate-limit headers on every metered response, for the lever with the least room:
+   * `'draft'` sends `RateLimit-Policy` and `RateLimit` (IETF httpapi draft), `'legacy'` sends
+   * `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds),
+   * `false` sends none. A 429 says `Retry-After` whenever the reset is known. Defaults to `'draft'`.
+   */
+  headers?: HeaderStyle
+  /**
+   * What a client that goes away before its response was fully written is billed: `'bill'`,
+   * the usage as read at that moment (for a handler counting what it sent: what was delivered);
+   * `'release'`, nothing. A route's `onAbort` overrides it. Defaults to a rule: billed when the
+   * response had started (headers sent) or the handler had finished, released when the client
+   * left before any of it was written.
+   */
+  onAbort?: AbortPolicy
+}
+
+export interface ResolvedConfig<A extends unknown[]> {
   productSlug: string
   planship: Required<Omit<PlanshipConnectionOptions, 'baseUrl'>> & { baseUrl: string }
-  identify: MeterOptions<A>['identify']
+  identify: HttpMeterOptions<A>['identify']
   cache: Required<CacheOptions>
   reporting: Required<ReportingOptions>
   failMode: 'open' | 'closed'
-  onDenied: MeterOptions<A>['onDenied']
+  onDenied: HttpMeterOptions<A>['onDenied']
   mode: Mode
   onAbort: AbortPolicy | undefined
   headers: HeaderStyle
@@ -249,7 +234,7 @@ function normalizeBaseUrl(value: string | undefined): string {
 }
 
 /** Validates user options once and fills in every default. Throws a `TypeError` naming the option. */
-export function resolveConfig<A extends unknown[]>(options: MeterOptions<A>): ResolvedConfig<A> {
+export function resolveConfig<A extends unknown[]>(options: HttpMeterOptions<A>): ResolvedConfig<A> {
   if (options === null || typeof options !== 'object') fail('options', 'an object')
   const planship = optionalObject(options.planship, 'planship')
   if (options.planship === undefined) fail('planship', 'an object with clientId and clientSecret')
@@ -265,7 +250,6 @@ export function resolveConfig<A extends unknown[]>(options: MeterOptions<A>): Re
   }
   const failMode = options.failMode ?? 'open'
   if (failMode !== 'open' && failMode !== 'closed') fail('failMode', "'open' or 'closed'")
-  if (typeof options.identify !== 'function') fail('identify', 'a function returning the customer id or undefined')
   const clock = options.clock ?? Date
   if (typeof clock.now !== 'function') fail('clock', 'an object with a now() method')
   const logger = options.logger === undefined ? undefined : (optionalObject(options.logger, 'logger') as Logger)
@@ -289,7 +273,7 @@ export function resolveConfig<A extends unknown[]>(options: MeterOptions<A>): Re
       maxResponseBytes: positiveInteger(planship.maxResponseBytes, 'planship.maxResponseBytes', 1_048_576),
       clientAuth,
     },
-    identify: options.identify,
+    identify: optionalFunction(options.identify, 'identify'),
     cache: {
       ttlMs: positiveInteger(cache.ttlMs, 'cache.ttlMs', 30_000),
       maxStaleMs: nonNegativeInteger(cache.maxStaleMs, 'cache.maxStaleMs', 300_000),

@@ -2,7 +2,7 @@
  * Metering outside HTTP: a queue worker and a webhook handler on the framework-neutral API.
  * Run it with `npx tsx examples/worker/worker.ts` (the embedded emulator stands in for Planship).
  */
-import type { MeterCore } from '../../src/index.js'
+import type { MeterCore } from '../../src/core/index.js'
 
 export interface RenderJob {
   customerId: string
@@ -46,13 +46,12 @@ export async function exportIfEntitled(meter: MeterCore, customerId: string): Pr
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { startEmulator } = await import('../../src/emulator/index.js')
-  const { createMeter } = await import('../../src/index.js')
+  const { createMeter } = await import('../../src/core/index.js') // planship-meter/core: no web framework
   const emulator = await startEmulator()
-  // The Koa meter and the Express meter have the same neutral API; identify is for HTTP only.
+  // The Koa and Express meters have the same neutral API; a worker needs no identify.
   const meter = createMeter({
     productSlug: emulator.productSlug,
     planship: { baseUrl: emulator.url, clientId: emulator.clientId, clientSecret: emulator.clientSecret },
-    identify: () => undefined,
   })
   const render = async (job: RenderJob) => job.frames
   const jobs = Array.from({ length: 7 }, (_, i) => ({

@@ -1,8 +1,10 @@
-import Router, { type RouterContext, type RouterMiddleware } from '@koa/router'
+import type Router from '@koa/router'
+import type { RouterContext, RouterMiddleware } from '@koa/router'
 import { invalid, missing } from './api-error.js'
 import { FaultInputError, parseFaultConfig, ruleWire, type ParsedFaultConfig } from './fault-config.js'
 import type { EventFeed } from './event-feed.js'
 import type { FaultSnapshot } from './faults.js'
+import type { RouterClass } from './koa-layer.js'
 import type { overview } from './overview.js'
 import type { NewCustomer } from './subscribed-customer.js'
 import {
@@ -42,7 +44,7 @@ export interface AdminControls {
  * Test hooks outside the Planship API (`/_emulator/…`), without auth, so test suites in any
  * language can steer the emulator over HTTP. Never counted and never delayed by fault injection.
  */
-export function createAdminRouter(controls: AdminControls, feed: EventFeed): Router {
+export function createAdminRouter(Router: RouterClass, controls: AdminControls, feed: EventFeed): Router {
   const router = new Router({ prefix: '/_emulator' })
   // Open consoles refresh when something was changed through the admin routes.
   router.use(async (ctx, next) => {

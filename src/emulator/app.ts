@@ -1,4 +1,6 @@
-import Koa, { type Middleware } from 'koa'
+import type Koa from 'koa'
+import type { Middleware } from 'koa'
+import type { KoaLayer } from './koa-layer.js'
 import { createAdminRouter, type AdminControls } from './admin.js'
 import { ApiError } from './api-error.js'
 import { createConsoleRouter } from './console.js'
@@ -39,11 +41,14 @@ const jsonErrors: Middleware = async (ctx, next) => {
   }
 }
 
-export function createEmulatorApp(deps: ApiRouterDeps & { controls: AdminControls; feed: EventFeed }): Koa {
-  const app = new Koa()
-  const admin = createAdminRouter(deps.controls, deps.feed)
-  const api = createApiRouter(deps)
-  const consolePage = createConsoleRouter()
+export function createEmulatorApp(
+  koa: KoaLayer,
+  deps: ApiRouterDeps & { controls: AdminControls; feed: EventFeed },
+): Koa {
+  const app = new koa.Koa()
+  const admin = createAdminRouter(koa.Router, deps.controls, deps.feed)
+  const api = createApiRouter(koa.Router, deps)
+  const consolePage = createConsoleRouter(koa.Router)
   app.use(jsonErrors)
   app.use(consolePage.routes())
   app.use(admin.routes())

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import Router, { type RouterMiddleware } from '@koa/router'
+import type Router from '@koa/router'
+import type { RouterMiddleware } from '@koa/router'
+import type { RouterClass } from './koa-layer.js'
 
 /**
  * The console page: plain HTML, CSS and ES modules, served as they are (no build step). They
@@ -41,7 +43,7 @@ export function consoleDirectory(moduleUrl: string = import.meta.url): string {
 }
 
 /** Serves the console at `/` and `/_emulator/console`, its files under `/_emulator/console/`. */
-export function createConsoleRouter(directory: string = consoleDirectory()): Router {
+export function createConsoleRouter(Router: RouterClass, directory: string = consoleDirectory()): Router {
   const router = new Router()
   // Read on first use, then kept: the files are small and never change while the emulator runs.
   const cache = new Map<string, Buffer>()

@@ -10,6 +10,7 @@ import { overview, recordView } from './overview.js'
 import { fixtureCredentials, loadFixture, type Fixture } from './fixture.js'
 import { EmulatorState } from './state.js'
 import { EmulatorClock } from './time.js'
+import { loadKoa } from './koa-layer.js'
 import { ApiError } from './api-error.js'
 import { createSubscribedCustomer, type NewCustomer } from './subscribed-customer.js'
 import { customerWire, meteringRecordWire, type MeteringRecordWire } from './wire.js'
@@ -222,7 +223,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     latencyMs: () => faults.settings.latencyMs,
   }
 
-  const app = createEmulatorApp({ state, counters, faults, controls, feed })
+  const app = createEmulatorApp(await loadKoa(), { state, counters, faults, controls, feed })
   const server = createServer(app.callback())
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -1,7 +1,9 @@
-import Router, { type RouterContext, type RouterMiddleware } from '@koa/router'
+import type Router from '@koa/router'
+import type { RouterContext, RouterMiddleware } from '@koa/router'
 import { ApiError, notFound } from './api-error.js'
 import type { RequestCounters, RouteName } from './counters.js'
 import type { Faults } from './faults.js'
+import type { RouterClass } from './koa-layer.js'
 import type { EmulatorState, SubscriptionPatch } from './state.js'
 import {
   bodyObject,
@@ -45,7 +47,7 @@ type Handler = (ctx: RouterContext) => unknown
  * The Planship API 0.3.1 routes. @koa/router matches the raw (still percent-encoded) path and
  * decodes each parameter, so `%2F` inside a customer id stays inside the parameter.
  */
-export function createApiRouter({ state, counters, faults }: ApiRouterDeps): Router {
+export function createApiRouter(Router: RouterClass, { state, counters, faults }: ApiRouterDeps): Router {
   const router = new Router({ prefix: '/api/v1' })
 
   const requireBearer: RouterMiddleware = async (ctx, next) => {

@@ -1,5 +1,5 @@
 import { isRetriable, PlanshipMeterError } from '../errors.js'
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 
 const BASE_MS = 1_000
 const MAX_MS = 30_000

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 import { backoffMs, type CircuitBreaker } from './backoff.js'
 
 /** A cached value and when its fetch started (the point in time the data describes at the latest). */

@@ -1,7 +1,7 @@
 import { PlanshipMeterError } from '../errors.js'
 import type { EventSink } from '../events.js'
 import type { Log } from '../log.js'
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 import type { PlanshipClient } from '../planship/client.js'
 import { meteringIdHint } from '../planship/metering-ids.js'
 import type { Entitlements, LeverUsage } from '../planship/types.js'

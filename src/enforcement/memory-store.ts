@@ -1,4 +1,4 @@
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 import type {
   LeverLimit,
   PendingReport,

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type { Log } from '../log.js'
 import type { Reset } from '../http/headers.js'
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 import type { PlanshipClient } from '../planship/client.js'
 import type { CustomerSubscription, Lever } from '../planship/types.js'
 

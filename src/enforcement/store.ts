@@ -1,9 +1,9 @@
 import type { EventSink } from '../events.js'
 import type { Log } from '../log.js'
-import type { Clock } from '../options.js'
+import type { Clock, MaybePromise } from '../types.js'
 
-/** A value, or a promise of it: the in-memory store answers synchronously, a shared one may not. */
-export type MaybePromise<T> = T | PromiseLike<T>
+// The in-memory store answers synchronously, a shared one may not.
+export type { MaybePromise }
 
 /** Whether a MaybePromise is pending (any thenable, not only native promises). */
 export function isPromiseLike<T>(value: MaybePromise<T>): value is PromiseLike<T> {

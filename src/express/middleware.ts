@@ -10,7 +10,7 @@ import { settleWhenOver } from '../http/response-end.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import { type PlanshipRequestState, requestState } from '../http/state.js'
 import type { Log } from '../log.js'
-import type { MeterOptions } from '../options.js'
+import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipLocals } from './state.js'
 
 /** What Express hands every callback. */
@@ -25,8 +25,8 @@ export type { FeatureOptions }
 export type PlanshipHandler = RequestHandler<ParamsDictionary, any, any, Query, PlanshipLocals>
 
 export interface ExpressAdapterConfig {
-  identify: MeterOptions<ExpressArgs>['identify']
-  onDenied: MeterOptions<ExpressArgs>['onDenied']
+  identify: Identify<ExpressArgs>
+  onDenied: HttpMeterOptions<ExpressArgs>['onDenied']
   gate: Gate
   log: Log
 }

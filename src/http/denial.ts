@@ -1,6 +1,6 @@
 import type { Denied } from '../enforcement/enforcer.js'
 import { PlanshipMeterError } from '../errors.js'
-import type { Denial } from '../options.js'
+import type { Denial } from '../types.js'
 
 export function unidentified(message = 'No customer could be identified for this request'): Denial {
   return { status: 401, code: 'customer_unidentified', message, headers: {} }

@@ -7,7 +7,7 @@ import type {
 } from '../enforcement/enforcer.js'
 import { isPromiseLike, type MaybePromise, type Reservation } from '../enforcement/store.js'
 import type { DecisionSink, EventSink } from '../events.js'
-import type { Clock, Denial } from '../options.js'
+import type { Clock, Denial } from '../types.js'
 import { toDenial, unidentified } from './denial.js'
 import { type HeaderStyle, rateLimitHeaders, type Reset } from './headers.js'
 import type { HoldOptions } from './reservation.js'

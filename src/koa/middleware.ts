@@ -9,7 +9,7 @@ import { ReservationHold } from '../http/reservation.js'
 import { clientGone, settleAt, settleWhenOver } from '../http/response-end.js'
 import { type PlanshipRequestState, requestState } from '../http/state.js'
 import type { Log } from '../log.js'
-import type { MeterOptions } from '../options.js'
+import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipState } from './state.js'
 
 /** Per-route options of `consume()` on Koa: the callbacks get `ctx`. */
@@ -17,8 +17,8 @@ export type ConsumeOptions = RouteConsumeOptions<[ctx: Context]>
 export type { FeatureOptions }
 
 export interface KoaAdapterConfig {
-  identify: MeterOptions['identify']
-  onDenied: MeterOptions['onDenied']
+  identify: Identify<[ctx: Context]>
+  onDenied: HttpMeterOptions<[ctx: Context]>['onDenied']
   gate: Gate
   log: Log
 }

@@ -1,5 +1,5 @@
 import { failedBeforeSending, networkFailure, PlanshipMeterError } from '../errors.js'
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 import type { ClientInstrumentation } from '../telemetry/client-hook.js'
 import { pathSegmentProblem } from './ids.js'
 import { TokenSource } from './token.js'

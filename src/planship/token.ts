@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client'
 import { networkFailure, PlanshipMeterError } from '../errors.js'
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 
 export interface TokenSourceConfig {
   baseUrl: string

@@ -4,7 +4,7 @@ import { describe } from '../enforcement/enforcer.js'
 import type { FleetDeliveryStats, PendingReport, UsageStore } from '../enforcement/store.js'
 import type { EventSink } from '../events.js'
 import type { Log } from '../log.js'
-import type { Clock } from '../options.js'
+import type { Clock } from '../types.js'
 import type { PlanshipClient } from '../planship/client.js'
 
 export interface ReporterConfig {
