@@ -18,6 +18,7 @@ import { PlanshipMeterError } from '../errors.js'
 import { RedisConnection } from './connection.js'
 import { tagOf } from './keys.js'
 import { Leases } from './lease.js'
+import { checkArgs } from './lua.js'
 import { sharedRead } from './shared-read.js'
 import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
 /** Every this many background passes, the whole index is swept, not only the `due` hint. */
@@ -44,10 +45,26 @@ export type Op =
   | {
       /** A script that is applied once however often it runs (a claim's settlement, a lease call). */
       kind: 'script'
-      script: 'planshipMeterSettle' | 'planshipMeterLease'
+      script: 'planshipMeterSettle' | 'planshipMeterLease' | 'planshipMeterUnextend'
       tag: string
       args: Record<string, unknown>
     }
+
+/** A reservation this process holds in Redis, open until it is committed or released. */
+interface Hold {
+  tag: string
+  id: string
+  ep: string
+  key: UsageKey
+  /** Units held in Redis; the caller's `cost` also counts extensions decided elsewhere (parts). */
+  units: number
+  /** Extensions sent to Redis so far: each is applied once, in order. */
+  seq: number
+  /** The last extension asked: the next one waits for it, so that they reach Redis in order. */
+  extending: Promise<unknown>
+  /** The same units in this process's memory, from a Redis failure on (see `#mirrorOpenHolds`). */
+  mirror: Reservation | undefined
+}
 
 interface Claim {
   tag: string
@@ -78,8 +95,16 @@ export class RedisUsageStore implements UsageStore {
   #seq = 0
   #ctx: StoreContext | undefined
   #local: MemoryUsageStore | undefined
-  readonly #remote = new WeakMap<Reservation, { tag: string; id: string; ep: string }>()
+  readonly #remote = new WeakMap<Reservation, Hold>()
+  /** Open holds by customer tag, renewed every `reservationTtlMs / 3` while this process lives. */
+  readonly #open = new Map<string, Map<string, Hold>>()
   readonly #localReservations = new WeakSet<Reservation>()
+  /**
+   * Extensions that could not be added to the reservation's own hold (a lease without room, Redis
+   * failing): reserved as requests of their own, released when the reservation settles.
+   */
+  readonly #parts = new WeakMap<Reservation, Reservation[]>()
+  #renewTimer: NodeJS.Timeout | undefined
   readonly #claims = new WeakMap<PendingReport, Claim>()
   #replay: Op[] = []
   #mode: 'shared' | 'local' = 'shared'
@@ -108,6 +133,12 @@ export class RedisUsageStore implements UsageStore {
     })
     this.#timer = setInterval(() => void this.#tick(), this.#options.probeIntervalMs)
     this.#timer.unref()
+    // Three chances to renew a hold before it expires: a late timer or a slow call is no loss.
+    this.#renewTimer = setInterval(
+      () => void this.#renew(),
+      Math.max(1, Math.floor(this.#options.reservationTtlMs / 3)),
+    )
+    this.#renewTimer.unref()
     if (this.#options.leaseUnits > 0) {
       this.#leases = new Leases({
         redis: () => this.#redis!,
@@ -143,32 +174,29 @@ export class RedisUsageStore implements UsageStore {
     const id = this.#nextId()
     try {
       await this.#redis!.ensureIndexed(tag)
-      const answer = await this.#redis!.run<{ ok: boolean; ep?: string; lever?: string; remaining?: number }>(
-        'planshipMeterReserve',
-        tag,
-        {
-          cid: request.customerId,
-          epoch: this.#nextId(),
-          id,
-          m: request.meteringId,
-          b: request.bucket,
-          cost: request.cost,
-          lims: request.limits.map((limit) => ({
-            l: limit.lever,
-            rem: limit.remaining,
-            ids: limit.meteringIds,
-            pb: limit.perBucket,
-          })),
-          sa: request.snapshotAt,
-          ra: request.receivedAt ?? request.snapshotAt,
-          ttl: this.#options.reservationTtlMs,
-          ...this.#common(ctx),
-        },
-      )
-      if (!answer.ok) return { ok: false, lever: answer.lever ?? '', remaining: answer.remaining ?? 0 }
+      const answer = await this.#redis!.run<CheckAnswer>('planshipMeterReserve', tag, {
+        ...checkArgs(request),
+        epoch: this.#nextId(),
+        id,
+        ttl: this.#options.reservationTtlMs,
+        ...this.#common(ctx),
+      })
+      if (!answer.ok) return refusal(answer)
       const { customerId, meteringId, bucket, cost } = request
       const reservation: Reservation = { customerId, meteringId, bucket, cost }
-      this.#remote.set(reservation, { tag, id, ep: answer.ep ?? '' })
+      const key = { customerId, meteringId, bucket }
+      const hold: Hold = {
+        tag,
+        id,
+        ep: answer.ep ?? '',
+        key,
+        units: cost,
+        seq: 0,
+        extending: Promise.resolve(),
+        mirror: undefined,
+      }
+      this.#remote.set(reservation, hold)
+      this.#list(hold)
       return { ok: true, reservation }
     } catch (error) {
       // It may still run later: the release makes sure its units come back before the TTL.
@@ -178,10 +206,77 @@ export class RedisUsageStore implements UsageStore {
     }
   }
 
-  // Placeholder until the Redis extension lands: local reservations extend in memory, shared ones are refused.
-  extend(reservation: Reservation, request: ReserveRequest): ReserveResult {
-    if (this.#localReservations.has(reservation)) return { ...this.#local!.extend(reservation, request), local: true }
-    return { ok: false, lever: request.limits[0]?.lever ?? '', remaining: 0 }
+  /**
+   * Reserves `request.cost` more units on a running reservation. One held in Redis grows there,
+   * checked against the fleet's usage in one script; one admitted from a lease takes them from
+   * the lease when it has them, else they are reserved as a request of their own would be (a
+   * bigger lease or the exact path in Redis). Redis failing, they are decided in this process as
+   * `reserve` decides then. Either way they settle with the reservation.
+   */
+  async extend(reservation: Reservation, request: ReserveRequest): Promise<ReserveResult> {
+    const local = this.#bound() && this.#local!
+    if (this.#localReservations.has(reservation)) return { ...local.extend(reservation, request), local: true }
+    const hold = this.#remote.get(reservation)
+    if (hold !== undefined) {
+      const extending = hold.extending.then(() => this.#extendHold(reservation, hold, request))
+      hold.extending = extending.catch(() => {})
+      return extending
+    }
+    if (this.#leases?.has(reservation) !== true)
+      throw new TypeError('planship-meter/redis: not a reservation of this store')
+    if (this.#leases.extend(reservation, request.cost)) return { ok: true, reservation }
+    return this.#withPart(reservation, await this.reserve(request))
+  }
+
+  async #extendHold(reservation: Reservation, hold: Hold, request: ReserveRequest): Promise<ReserveResult> {
+    const ctx = this.#bound()
+    if (!this.#shared()) return this.#withPart(reservation, this.#reserveLocally(request))
+    const cancel = { id: hold.id, m: hold.key.meteringId, b: hold.key.bucket, seq: ++hold.seq, cost: request.cost }
+    try {
+      const answer = await this.#redis!.run<CheckAnswer & { back?: boolean }>('planshipMeterExtend', hold.tag, {
+        ...checkArgs(request),
+        ...cancel,
+        ep: hold.ep,
+        epoch: this.#nextId(),
+        held: hold.units,
+        ttl: this.#options.reservationTtlMs,
+        ...this.#common(ctx),
+      })
+      if (!answer.ok) return refusal(answer)
+      if (answer.back === true) {
+        ctx.log.warn(
+          'a reservation had expired in Redis before it settled; its units fit again and it holds them again',
+        )
+      }
+      hold.ep = answer.ep ?? hold.ep
+      hold.units += request.cost
+      reservation.cost += request.cost
+      this.#list(hold) // again, if a renewal had found it gone
+      return { ok: true, reservation }
+    } catch (error) {
+      // It may still run later: cancelled once Redis answers, so that its units are held here only.
+      this.#replay.push({ kind: 'script', script: 'planshipMeterUnextend', tag: hold.tag, args: cancel })
+      this.#toLocal(error)
+      return this.#withPart(reservation, this.#reserveLocally(request))
+    }
+  }
+
+  /** An extension reserved as a request of its own (`result`): it settles with `reservation`. */
+  #withPart(reservation: Reservation, result: ReserveResult): ReserveResult {
+    if (!result.ok) return result
+    const parts = this.#parts.get(reservation)
+    if (parts === undefined) this.#parts.set(reservation, [result.reservation])
+    else parts.push(result.reservation)
+    reservation.cost += result.reservation.cost
+    return { ...result, reservation }
+  }
+
+  /** The reservation settled: the parts of it reserved on their own are returned. */
+  async #releaseParts(reservation: Reservation): Promise<void> {
+    const parts = this.#parts.get(reservation)
+    if (parts === undefined) return
+    this.#parts.delete(reservation)
+    for (const part of parts) await this.release(part)
   }
 
   /** Commits of this process not answered yet: a flush waits for them, as it would in memory. */
@@ -194,11 +289,20 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async #commit(reservation: Reservation, usage: number): Promise<void> {
+    try {
+      await this.#commitHeld(reservation, usage)
+    } finally {
+      await this.#releaseParts(reservation)
+    }
+  }
+
+  async #commitHeld(reservation: Reservation, usage: number): Promise<void> {
     const local = this.#bound() && this.#local!
     if (this.#localReservations.has(reservation)) return local.commit(reservation, usage)
     if (this.#leases?.commit(reservation, usage) === true) return
     const remote = this.#remote.get(reservation)
     if (remote === undefined) throw new TypeError('planship-meter/redis: not a reservation of this store')
+    this.#close(remote)
     const { customerId, meteringId, bucket } = reservation
     const op: Op = {
       kind: 'commit',
@@ -218,11 +322,20 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async release(reservation: Reservation): Promise<void> {
+    try {
+      await this.#releaseHeld(reservation)
+    } finally {
+      await this.#releaseParts(reservation)
+    }
+  }
+
+  async #releaseHeld(reservation: Reservation): Promise<void> {
     const local = this.#bound() && this.#local!
     if (this.#localReservations.has(reservation)) return local.release(reservation)
     if (this.#leases?.release(reservation) === true) return
     const remote = this.#remote.get(reservation)
     if (remote === undefined) return
+    this.#close(remote)
     const op: Op = { kind: 'release', tag: remote.tag, id: remote.id }
     if (!(await this.#applied(op))) this.#replay.push(op)
   }
@@ -347,6 +460,7 @@ export class RedisUsageStore implements UsageStore {
   close(): void {
     clearInterval(this.#timer)
     clearInterval(this.#settleTimer)
+    clearInterval(this.#renewTimer)
     this.#redis?.close()
   }
 
@@ -386,6 +500,82 @@ export class RedisUsageStore implements UsageStore {
       keep: ctx.maxSnapshotAgeMs,
       keepOps: KEEP_OPS_MS,
       idleTtl: ctx.aggregationLagMs + ctx.maxSnapshotAgeMs + this.#options.reservationTtlMs,
+    }
+  }
+
+  /** Renewed from now on, until committed or released. */
+  #list(hold: Hold): void {
+    let holds = this.#open.get(hold.tag)
+    if (holds === undefined) this.#open.set(hold.tag, (holds = new Map()))
+    holds.set(hold.id, hold)
+  }
+
+  #unlist(hold: Hold): void {
+    const holds = this.#open.get(hold.tag)
+    if (holds?.delete(hold.id) === true && holds.size === 0) this.#open.delete(hold.tag)
+  }
+
+  /** The hold settles: no more renewals (before the call, so none can race it), no more mirror. */
+  #close(hold: Hold): void {
+    this.#unlist(hold)
+    if (hold.mirror !== undefined) this.#local!.release(hold.mirror)
+    hold.mirror = undefined
+  }
+
+  /**
+   * Keeps this process's open holds alive in Redis: one script call per customer with open holds,
+   * none at all when nothing is open. A hold found gone (it expired: renewals missed a TTL, or Redis
+   * lost it) stops being renewed; its usage is still committed once, and an extension has to fit
+   * in full again. A failed call is tried again at the next tick, well within the TTL.
+   */
+  async #renew(): Promise<void> {
+    if (this.#open.size === 0 || !this.#ready()) return
+    const ctx = this.#bound()
+    let lost = 0
+    await Promise.all(
+      [...this.#open].map(async ([tag, holds]) => {
+        const ids = [...holds.keys()]
+        try {
+          const answer = await this.#redis!.run<{ gone: string[] | Record<string, never> }>('planshipMeterRenew', tag, {
+            ids,
+            ttl: this.#options.reservationTtlMs,
+            ...this.#common(ctx),
+          })
+          // Lua's cjson writes an empty table as {}.
+          for (const id of Array.isArray(answer.gone) ? answer.gone : []) {
+            const hold = holds.get(id)
+            if (hold === undefined) continue
+            this.#unlist(hold)
+            lost++
+          }
+        } catch {
+          // Tried again at the next tick; a Redis really failing is noticed by the next decision.
+        }
+      }),
+    )
+    if (lost > 0) {
+      ctx.log.warn(`${lost} reservations expired in Redis before they settled: their units went back to the fleet`)
+    }
+  }
+
+  /**
+   * Redis failing: this process's open holds are copied into its memory, so that what it decides
+   * alone meanwhile counts the units its own running requests hold in Redis (else one process
+   * could admit its whole allowance again next to them). Released when the reservation settles.
+   */
+  #mirrorOpenHolds(): void {
+    const local = this.#local!
+    for (const holds of this.#open.values()) {
+      for (const hold of holds.values()) {
+        const short = hold.units - (hold.mirror?.cost ?? 0)
+        if (short <= 0) continue
+        const request = { ...hold.key, cost: short, limits: [], snapshotAt: 0 }
+        if (hold.mirror !== undefined) local.extend(hold.mirror, request)
+        else {
+          const mirrored = local.reserve(request)
+          if (mirrored.ok) hold.mirror = mirrored.reservation
+        }
+      }
     }
   }
 
@@ -518,6 +708,7 @@ export class RedisUsageStore implements UsageStore {
   #toLocal(error: unknown): void {
     if (this.#mode === 'local') return
     this.#mode = 'local'
+    this.#mirrorOpenHolds()
     const ctx = this.#ctx!
     const message = 'Redis is not answering: deciding from this process’s memory until it does'
     ctx.log.warn(message, { error: describe(error) })
@@ -532,6 +723,18 @@ export class RedisUsageStore implements UsageStore {
     ctx.log.warn(message)
     ctx.emit?.({ type: 'store', state: 'shared', message })
   }
+}
+
+/** The answer of a script that checks limits (reserve, extend). */
+interface CheckAnswer {
+  ok: boolean
+  ep?: string
+  lever?: string
+  remaining?: number
+}
+
+function refusal(answer: CheckAnswer): ReserveResult {
+  return { ok: false, lever: answer.lever ?? '', remaining: answer.remaining ?? 0 }
 }
 
 interface TakeAnswer {
