@@ -64,6 +64,8 @@ interface Hold {
   extending: Promise<unknown>
   /** The same units in this process's memory, from a Redis failure on (see `#mirrorOpenHolds`). */
   mirror: Reservation | undefined
+  /** Committed or released: never renewed again, even by an extension answering late. */
+  settled: boolean
 }
 
 interface Claim {
@@ -78,9 +80,12 @@ interface Claim {
  *
  * Each customer's reservations, pending, claimed and acknowledged usage live in one key, changed
  * only by Lua scripts (EVALSHA, EVAL on NOSCRIPT): check-and-reserve is one atomic step for the
- * whole fleet. When Redis fails or is slower than `commandTimeoutMs`, decisions fall back to this
- * process's memory with the same snapshot (`source: 'local'`), and usage committed meanwhile
- * waits in memory until Redis answers again.
+ * whole fleet. A running reservation (a stream) can grow with `extend`, checked the same way.
+ * The holds of this process's running requests are renewed while it lives, so they expire
+ * (`reservationTtlMs` later) only when it dies. When Redis fails or is slower than
+ * `commandTimeoutMs`, decisions fall back to this process's memory with the same snapshot
+ * (`source: 'local'`), counting what its running requests hold in Redis, and usage committed
+ * meanwhile waits in memory until Redis answers again.
  *
  * @example
  * import { Redis } from 'ioredis'
@@ -104,6 +109,8 @@ export class RedisUsageStore implements UsageStore {
    * failing): reserved as requests of their own, released when the reservation settles.
    */
   readonly #parts = new WeakMap<Reservation, Reservation[]>()
+  /** Reservations committed or released: an extension answering after that is given back at once. */
+  readonly #settled = new WeakSet<Reservation>()
   #renewTimer: NodeJS.Timeout | undefined
   readonly #claims = new WeakMap<PendingReport, Claim>()
   #replay: Op[] = []
@@ -194,6 +201,7 @@ export class RedisUsageStore implements UsageStore {
         seq: 0,
         extending: Promise.resolve(),
         mirror: undefined,
+        settled: false,
       }
       this.#remote.set(reservation, hold)
       this.#list(hold)
@@ -225,12 +233,13 @@ export class RedisUsageStore implements UsageStore {
     if (this.#leases?.has(reservation) !== true)
       throw new TypeError('planship-meter/redis: not a reservation of this store')
     if (this.#leases.extend(reservation, request.cost)) return { ok: true, reservation }
-    return this.#withPart(reservation, await this.reserve(request))
+    return this.#withPart(reservation, request, await this.reserve(request))
   }
 
   async #extendHold(reservation: Reservation, hold: Hold, request: ReserveRequest): Promise<ReserveResult> {
     const ctx = this.#bound()
-    if (!this.#shared()) return this.#withPart(reservation, this.#reserveLocally(request))
+    if (hold.settled) return settledRefusal(request)
+    if (!this.#shared()) return this.#withPart(reservation, request, this.#reserveLocally(request))
     const cancel = { id: hold.id, m: hold.key.meteringId, b: hold.key.bucket, seq: ++hold.seq, cost: request.cost }
     try {
       const answer = await this.#redis!.run<CheckAnswer & { back?: boolean }>('planshipMeterExtend', hold.tag, {
@@ -257,13 +266,18 @@ export class RedisUsageStore implements UsageStore {
       // It may still run later: cancelled once Redis answers, so that its units are held here only.
       this.#replay.push({ kind: 'script', script: 'planshipMeterUnextend', tag: hold.tag, args: cancel })
       this.#toLocal(error)
-      return this.#withPart(reservation, this.#reserveLocally(request))
+      return this.#withPart(reservation, request, this.#reserveLocally(request))
     }
   }
 
   /** An extension reserved as a request of its own (`result`): it settles with `reservation`. */
-  #withPart(reservation: Reservation, result: ReserveResult): ReserveResult {
+  #withPart(reservation: Reservation, request: ReserveRequest, result: ReserveResult): ReserveResult {
     if (!result.ok) return result
+    if (this.#settled.has(reservation)) {
+      // The stream ended while this was being reserved: nothing would release it later.
+      void this.release(result.reservation)
+      return settledRefusal(request)
+    }
     const parts = this.#parts.get(reservation)
     if (parts === undefined) this.#parts.set(reservation, [result.reservation])
     else parts.push(result.reservation)
@@ -289,6 +303,7 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async #commit(reservation: Reservation, usage: number): Promise<void> {
+    this.#settled.add(reservation)
     try {
       await this.#commitHeld(reservation, usage)
     } finally {
@@ -322,6 +337,7 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async release(reservation: Reservation): Promise<void> {
+    this.#settled.add(reservation)
     try {
       await this.#releaseHeld(reservation)
     } finally {
@@ -505,6 +521,7 @@ export class RedisUsageStore implements UsageStore {
 
   /** Renewed from now on, until committed or released. */
   #list(hold: Hold): void {
+    if (hold.settled) return
     let holds = this.#open.get(hold.tag)
     if (holds === undefined) this.#open.set(hold.tag, (holds = new Map()))
     holds.set(hold.id, hold)
@@ -517,6 +534,7 @@ export class RedisUsageStore implements UsageStore {
 
   /** The hold settles: no more renewals (before the call, so none can race it), no more mirror. */
   #close(hold: Hold): void {
+    hold.settled = true
     this.#unlist(hold)
     if (hold.mirror !== undefined) this.#local!.release(hold.mirror)
     hold.mirror = undefined
@@ -731,6 +749,14 @@ interface CheckAnswer {
   ep?: string
   lever?: string
   remaining?: number
+}
+
+/**
+ * An extension of a reservation settled meanwhile (the stream ended, say): refused, as nothing
+ * would ever release units added to it now.
+ */
+function settledRefusal(request: ReserveRequest): ReserveResult {
+  return { ok: false, lever: request.limits[0]?.lever ?? '', remaining: 0 }
 }
 
 function refusal(answer: CheckAnswer): ReserveResult {

@@ -186,6 +186,20 @@ describe('RedisUsageStore.extend', function () {
     assert.equal((await other.reserve(ask(71, 100))).ok, true)
     assert.equal((await other.reserve(ask(1, 100))).ok, false)
   })
+
+  for (const leaseUnits of [0, 4]) {
+    it(`an extension still on its way when its stream ends is given back${leaseUnits > 0 ? ' (leases)' : ''}`, async () => {
+      const keyPrefix = uniquePrefix('extend-race')
+      const s = store({ keyPrefix, leaseUnits }).store
+      const other = store({ keyPrefix }).store
+      const stream = await reserved(s, 1, 50)
+      const extending = s.extend(stream, ask(20, 50)) // more than the lease has: reserved on its own
+      await s.release(stream)
+      await extending
+      await s.takeUndelivered() // leases give their unused units back, as close() does
+      assert.equal((await other.reserve(ask(50, 50))).ok, true, 'nothing is left held')
+    })
+  }
 })
 
 describe('RedisUsageStore.extend when Redis fails', function () {
