@@ -23,6 +23,8 @@ import { sharedRead } from './shared-read.js'
 import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
 /** Every this many background passes, the whole index is swept, not only the `due` hint. */
 const FULL_SWEEP_EVERY = 10
+/** Renewal calls in flight at once (one per customer with open holds). */
+const RENEWALS_IN_FLIGHT = 8
 /** How long an op id is remembered to make a replay harmless, in ms. */
 const KEEP_OPS_MS = 3_600_000
 
@@ -549,31 +551,40 @@ export class RedisUsageStore implements UsageStore {
   async #renew(): Promise<void> {
     if (this.#open.size === 0 || !this.#ready()) return
     const ctx = this.#bound()
+    const customers = [...this.#open]
     let lost = 0
-    await Promise.all(
-      [...this.#open].map(async ([tag, holds]) => {
-        const ids = [...holds.keys()]
-        try {
-          const answer = await this.#redis!.run<{ gone: string[] | Record<string, never> }>('planshipMeterRenew', tag, {
-            ids,
-            ttl: this.#options.reservationTtlMs,
-            ...this.#common(ctx),
-          })
-          // Lua's cjson writes an empty table as {}.
-          for (const id of Array.isArray(answer.gone) ? answer.gone : []) {
-            const hold = holds.get(id)
-            if (hold === undefined) continue
-            this.#unlist(hold)
-            lost++
-          }
-        } catch {
-          // Tried again at the next tick; a Redis really failing is noticed by the next decision.
-        }
-      }),
-    )
+    // A few calls in flight at a time: a request's own script never queues behind a thousand renewals.
+    const worker = async () => {
+      for (let entry = customers.pop(); entry !== undefined; entry = customers.pop()) {
+        lost += await this.#renewCustomer(ctx, ...entry)
+      }
+    }
+    await Promise.all(Array.from({ length: RENEWALS_IN_FLIGHT }, worker))
     if (lost > 0) {
       ctx.log.warn(`${lost} reservations expired in Redis before they settled: their units went back to the fleet`)
     }
+  }
+
+  /** Renews one customer's open holds; how many were found gone (and are no longer renewed). */
+  async #renewCustomer(ctx: StoreContext, tag: string, holds: Map<string, Hold>): Promise<number> {
+    let lost = 0
+    try {
+      const answer = await this.#redis!.run<{ gone: string[] | Record<string, never> }>('planshipMeterRenew', tag, {
+        ids: [...holds.keys()],
+        ttl: this.#options.reservationTtlMs,
+        ...this.#common(ctx),
+      })
+      // Lua's cjson writes an empty table as {}.
+      for (const id of Array.isArray(answer.gone) ? answer.gone : []) {
+        const hold = holds.get(id)
+        if (hold === undefined) continue
+        this.#unlist(hold)
+        lost++
+      }
+    } catch {
+      // Tried again at the next tick; a Redis really failing is noticed by the next decision.
+    }
+    return lost
   }
 
   /**
