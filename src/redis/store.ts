@@ -287,12 +287,17 @@ export class RedisUsageStore implements UsageStore {
     return { ...result, reservation }
   }
 
-  /** The reservation settled: the parts of it reserved on their own are returned. */
-  async #releaseParts(reservation: Reservation): Promise<void> {
+  /**
+   * The reservation settled: so do the parts of it reserved on their own. Committed, they are
+   * committed with no usage (the reservation's usage covers them): a part taken from a lease
+   * must leave the lease, as its units are used, not go back to be admitted again here.
+   * Released, they are released.
+   */
+  async #settleParts(reservation: Reservation, committed: boolean): Promise<void> {
     const parts = this.#parts.get(reservation)
     if (parts === undefined) return
     this.#parts.delete(reservation)
-    for (const part of parts) await this.release(part)
+    for (const part of parts) await (committed ? this.commit(part, 0) : this.release(part))
   }
 
   /** Commits of this process not answered yet: a flush waits for them, as it would in memory. */
@@ -309,7 +314,7 @@ export class RedisUsageStore implements UsageStore {
     try {
       await this.#commitHeld(reservation, usage)
     } finally {
-      await this.#releaseParts(reservation)
+      await this.#settleParts(reservation, true)
     }
   }
 
@@ -343,7 +348,7 @@ export class RedisUsageStore implements UsageStore {
     try {
       await this.#releaseHeld(reservation)
     } finally {
-      await this.#releaseParts(reservation)
+      await this.#settleParts(reservation, false)
     }
   }
 

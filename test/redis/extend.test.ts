@@ -187,6 +187,21 @@ describe('RedisUsageStore.extend', function () {
     assert.equal((await other.reserve(ask(1, 100))).ok, false)
   })
 
+  it('a leased stream that ends uses up its units: streams still running are not admitted them again', async () => {
+    const keyPrefix = uniquePrefix('extend-lease-end')
+    const s = store({ keyPrefix, leaseUnits: 16 }).store
+    const first = await reserved(s, 10, 100)
+    // More than one lease holds: some of it is reserved beside the lease (parts).
+    for (let i = 0; i < 3; i++) assert.equal((await s.extend(first, ask(10, 100))).ok, true)
+    const others = [await reserved(s, 10, 100), await reserved(s, 10, 100)]
+    await Promise.all(others.map((stream) => streamUntilRefused(s, stream, 10, 100)))
+    assert.equal(first.cost + others[0]!.cost + others[1]!.cost, 100)
+    await s.commit(first, 40)
+    // Its 40 units are used: none of them may come back to the lease for the streams going on.
+    assert.equal((await s.extend(others[0]!, ask(10, 100))).ok, false)
+    assert.equal((await s.reserve(ask(10, 100))).ok, false)
+  })
+
   for (const leaseUnits of [0, 4]) {
     it(`an extension still on its way when its stream ends is given back${leaseUnits > 0 ? ' (leases)' : ''}`, async () => {
       const keyPrefix = uniquePrefix('extend-race')
