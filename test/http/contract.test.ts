@@ -3,6 +3,7 @@ import express4 from 'express4'
 import request from 'supertest'
 import { expressDemoApp, startExpressHarness } from '../helpers/express.js'
 import { demoApp, eachServedDemo, startHarness } from '../helpers/harness.js'
+import { honoDemoApp, startHonoHarness } from '../helpers/hono.js'
 
 /** The contract both adapters keep, run on each: same statuses, bodies, headers and strictness. */
 function contract(served: ReturnType<typeof eachServedDemo>) {
@@ -87,3 +88,4 @@ describe('Express 4: the request contract', () =>
       (meter) => expressDemoApp(meter, express4),
     ),
   ))
+describe('Hono: the request contract', () => contract(eachServedDemo(() => startHonoHarness(), honoDemoApp)))

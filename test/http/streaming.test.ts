@@ -4,11 +4,15 @@ import type http from 'node:http'
 import { Readable } from 'node:stream'
 import Router from '@koa/router'
 import express, { type ErrorRequestHandler } from 'express'
+import { Hono } from 'hono'
+import { streamSSE } from 'hono/streaming'
 import Koa from 'koa'
 import type { MeterCore, MeterEvent, PlanshipState } from '../../src/index.js'
 import type { AbortPolicy, ExpressMeter } from '../../src/express/index.js'
 import type { Meter } from '../../src/index.js'
 import { startExpressHarness } from '../helpers/express.js'
+import { served, startHonoHarness } from '../helpers/hono.js'
+import type { HonoMeter, PlanshipVariables } from '../../src/hono/index.js'
 import { eachHarness, type Harness, startHarness } from '../helpers/harness.js'
 import { abandon, listen, readStream, sseEvents, streamPlan, tokensFixture } from '../helpers/streams.js'
 
@@ -112,6 +116,61 @@ function expressApp(meter: ExpressMeter, onAbort: AbortPolicy | undefined): Prom
   }
   app.use(seen)
   return listen(app).then((server) => Object.assign(state, { server }))
+}
+
+/**
+ * On Hono (served by @hono/node-server), `/sse` streams with `streamSSE`: an error mid-stream
+ * reaches its `onError`, Hono's only way to see one (the response was returned long before, so
+ * `app.onError` cannot), which then ends the stream with an `error` event.
+ */
+function honoApp(meter: HonoMeter, onAbort: AbortPolicy | undefined): Promise<StreamApp> {
+  type Variables = PlanshipVariables & { sent: { tokens: number } }
+  const app = new Hono<{ Variables: Variables }>()
+  const state: Omit<StreamApp, 'server'> & { ends: Promise<unknown>[] } = {
+    ends: [],
+    over: () => Promise.all(state.ends).then(() => {}),
+    sent: { tokens: 0 },
+    errors: [],
+  }
+  app.use((c, next) => {
+    state.ends.push(once((c.env as { outgoing: http.ServerResponse }).outgoing, 'close'))
+    return next()
+  })
+  app.use(meter.middleware())
+  const options = {
+    cost: (c: { req: { query(name: string): string | undefined } }) => Number(c.req.query('cost') ?? 1),
+    onAbort,
+  }
+  app.get(
+    '/sse',
+    meter.consume('tokens', { ...options, usage: (c) => (c.get('sent') as { tokens: number }).tokens }),
+    (c) => {
+      const sent = (state.sent = { tokens: 0 })
+      c.set('sent', sent)
+      const plan = streamPlan(new URL(c.req.url).searchParams)
+      const events = sseEvents(plan, c.var.planship.reservations['tokens'], sent)
+      return streamSSE(
+        c,
+        async (stream) => {
+          stream.onAbort(() => void events.return(undefined))
+          for await (const event of events) await stream.write(event)
+        },
+        async (error) => {
+          state.errors.push(error)
+        },
+      )
+    },
+  )
+  app.get('/slow', meter.consume('tokens', options), async (c) => {
+    await sleep(300)
+    return c.json({ ok: true })
+  })
+  app.get('/json', meter.consume('tokens', { cost: 3 }), (c) => c.json({ ok: true }))
+  app.onError((error, c) => {
+    state.errors.push(error)
+    return c.json({ error: 'failed' }, 500)
+  })
+  return listen(served(app)).then((server) => Object.assign(state, { server }))
 }
 
 type Start = (
@@ -254,6 +313,12 @@ describe('Express: streamed responses', () =>
   streaming(async (onEvent, onAbort) => {
     const h = await startExpressHarness({ emulator: { fixture: tokensFixture }, meter: { onEvent } })
     return { h, app: await expressApp(h.meter, onAbort) }
+  }))
+
+describe('Hono: streamed responses', () =>
+  streaming(async (onEvent, onAbort) => {
+    const h = await startHonoHarness({ emulator: { fixture: tokensFixture }, meter: { onEvent } })
+    return { h, app: await honoApp(h.meter, onAbort) }
   }))
 
 describe('Koa: responses written by the handler itself, and clients gone mid-handler', () => {
