@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { getRequestListener } from '@hono/node-server'
 import request from 'supertest'
 import { createDemoApp as createExpressDemo } from '../../examples/express-api/app.js'
+import { createDemoApp as createHonoDemo } from '../../examples/hono-api/app.js'
 import { createDemoApp as createKoaDemo } from '../../examples/koa-api/app.js'
 import { exportIfEntitled, onImportWebhook, processRenderJob } from '../../examples/worker/worker.js'
 import { createMeter } from '../../src/index.js'
@@ -16,6 +18,11 @@ const demos = {
   'express-api': (planship: Parameters<typeof createExpressDemo>[0]) => {
     const { app, meter } = createExpressDemo(planship)
     return { handler: app, meter }
+  },
+  'hono-api': (planship: Parameters<typeof createHonoDemo>[0]) => {
+    const { app, meter } = createHonoDemo(planship)
+    // @hono/node-server's listener, as `serve()` runs it: a Node server over real sockets.
+    return { handler: getRequestListener(app.fetch), meter }
   },
 }
 
