@@ -5,7 +5,7 @@ import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
 import { wrongFramework } from '../http/framework.js'
-import { identifyCustomer } from '../http/identify.js'
+import { identifyRequest } from '../http/identify.js'
 import { ReservationHold } from '../http/reservation.js'
 import { clientGone, type ResponseEnd, settleAt, settleWhenOver } from '../http/response-end.js'
 import {
@@ -15,7 +15,7 @@ import {
   validateConsume,
   validateFeature,
 } from '../http/route.js'
-import { type PlanshipRequestState, requestState } from '../http/state.js'
+import type { PlanshipRequestState } from '../http/state.js'
 import { watchBody } from '../http/web-body.js'
 import type { Log } from '../log.js'
 import type { Denial, Identify } from '../options.js'
@@ -47,6 +47,7 @@ export interface HonoAdapterConfig {
 type Denied = Extract<Verdict, { allowed: false }>
 
 const succeeded = ([c]: HonoArgs) => c.res.status < 400
+const keep = ([c]: HonoArgs, state: PlanshipRequestState) => c.set('planship', state)
 
 /** A handler that threw: nothing of the work was delivered, so it is not billed. */
 const FAILED: ResponseEnd = { complete: false, started: false, handlerDone: true, failed: true }
@@ -99,17 +100,7 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
     // Koa's context and Express's request have no `json()`: name the import to use there.
     if (typeof (c as Partial<Context>).json !== 'function') throw wrongFramework('hono', c)
     const known = c.get('planship') as PlanshipRequestState | undefined
-    if (known !== undefined) return known
-    const identifying = identifyCustomer(config.identify, [c], log)
-    return isPromiseLike(identifying)
-      ? Promise.resolve(identifying).then((customerId) => identified(c, customerId))
-      : identified(c, identifying)
-  }
-
-  function identified(c: Context, customerId: string | undefined): PlanshipRequestState {
-    const state = requestState(customerId)
-    c.set('planship', state)
-    return state
+    return known ?? identifyRequest(config.identify, [c], log, keep)
   }
 
   /** Runs `then` on `value`, at once when it is no promise: the warm path adds none of its own. */
