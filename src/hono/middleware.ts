@@ -157,18 +157,25 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
       function admit(c: Context, next: Next, state: PlanshipRequestState, verdict: Verdict): Promise<Response | void> {
         if (!verdict.allowed) return deny(c, verdict)
         const { headers, reservation } = verdict
-        if (headers !== undefined) for (const name in headers) c.header(name, headers[name])
         const res = nodeResponse(c)
+        // On @hono/node-server the headers go on the Node response: its writeHead() merges them
+        // into whatever Response the handler returns, a raw one included, and no fetch Headers
+        // are built for them. Elsewhere they are set on `c`, and again if a raw Response lost them.
+        const onContext = res === undefined ? headers : undefined
+        if (headers !== undefined) {
+          if (res !== undefined) for (const name in headers) res.setHeader(name, headers[name]!)
+          else for (const name in headers) c.header(name, headers[name])
+        }
         const hold = new ReservationHold(gate, reservation, route, state.decisions, res)
         state.reservations[meteringId] = hold
         if (reservation === undefined)
-          return headers === undefined ? next() : next().then(() => keepHeaders(c, headers))
+          return onContext === undefined ? next() : next().then(() => keepHeaders(c, onContext))
         const args: HonoArgs = [c]
         // Under onAbort: 'bill', a client gone mid-handler is billed the usage read when it left.
         const listening = res !== undefined && gate.onAbort(route) === 'bill'
         if (listening) settleWhenOver(gate, log, route, args, res, hold, false)
         return next().then(() => {
-          if (headers !== undefined && c.error === undefined) keepHeaders(c, headers)
+          if (onContext !== undefined && c.error === undefined) keepHeaders(c, onContext)
           settleAfter(c, route, args, hold, res, listening)
         })
       }
