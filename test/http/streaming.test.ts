@@ -148,12 +148,19 @@ function honoApp(meter: HonoMeter, onAbort: AbortPolicy | undefined): Promise<St
       const sent = (state.sent = { tokens: 0 })
       c.set('sent', sent)
       const plan = streamPlan(new URL(c.req.url).searchParams)
-      const events = sseEvents(plan, c.var.planship.reservations['tokens'], sent)
+      // What the generator produced; `sent` counts what was written before the client left
+      // (the generator may be one chunk into its next step when the stream is aborted).
+      const produced = { tokens: 0 }
+      const events = sseEvents(plan, c.var.planship.reservations['tokens'], produced)
       return streamSSE(
         c,
         async (stream) => {
           stream.onAbort(() => void events.return(undefined))
-          for await (const event of events) await stream.write(event)
+          for await (const event of events) {
+            if (stream.aborted) break
+            await stream.write(event)
+            if (!stream.aborted) sent.tokens = produced.tokens
+          }
         },
         async (error) => {
           state.errors.push(error)
