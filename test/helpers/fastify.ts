@@ -1,5 +1,5 @@
 import type { Server } from 'node:http'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { EmulatorOptions } from '../../src/emulator/index.js'
 import { createMeter, type FastifyMeter, type FastifyMeterOptions } from '../../src/fastify/index.js'
 import { type Harness, startHarnessWith } from './harness.js'
@@ -45,4 +45,24 @@ export async function fastifyDemoApp(
     return { ok: true }
   })
   return { app: await listenable(app), handled }
+}
+
+/** A Fastify logger that keeps the errors it is handed (a stream's, a handler's) and says nothing. */
+export function errorsLogger(errors: unknown[]): FastifyBaseLogger {
+  const keep = (fields: unknown) => {
+    const error = (fields as { err?: unknown } | null)?.err
+    if (error !== undefined) errors.push(error)
+  }
+  const logger: FastifyBaseLogger = {
+    level: 'info',
+    fatal: keep,
+    error: keep,
+    warn: keep,
+    info: () => {},
+    debug: () => {},
+    trace: () => {},
+    silent: () => {},
+    child: () => logger,
+  }
+  return logger
 }
