@@ -2,14 +2,13 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import { wrongFramework } from '../http/framework.js'
-import type { Gate, Verdict } from '../http/gate.js'
+import type { Verdict } from '../http/gate.js'
 import { identifyCustomer } from '../http/identify.js'
 import { ReservationHold } from '../http/reservation.js'
 import { settleWhenOver } from '../http/response-end.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import { type PlanshipRequestState, requestState } from '../http/state.js'
-import type { Log } from '../log.js'
-import type { HttpMeterOptions, Identify } from '../options.js'
+import type { HttpAdapterConfig } from '../meter.js'
 
 /** What Fastify hands every callback. */
 export type FastifyArgs = [request: FastifyRequest, reply: FastifyReply]
@@ -23,13 +22,6 @@ export type { FeatureOptions }
  * without a promise of its own whenever the decision is synchronous, as on a warm cache.
  */
 export type PlanshipHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
-
-export interface FastifyAdapterConfig {
-  identify: Identify<FastifyArgs>
-  onDenied: HttpMeterOptions<FastifyArgs>['onDenied']
-  gate: Gate
-  log: Log
-}
 
 type Denied = Extract<Verdict, { allowed: false }>
 
@@ -61,7 +53,7 @@ function after<T>(value: MaybePromise<T>, then: (value: T) => void, done: HookHa
  * requireFeature as `preHandler` hooks. A hook throwing synchronously is Fastify's to answer
  * (its hook runner sends the error); an asynchronous failure is handed to `done(error)`.
  */
-export function createFastifyAdapter(config: FastifyAdapterConfig) {
+export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
   const { gate, log } = config
 
   /**

@@ -150,6 +150,14 @@ describe('Fastify: consume() and requireFeature()', () => {
     for (const app of apps.splice(0)) await app.close()
   })
 
+  /** A Fastify app with `meter`'s plugin, and a customer of its own on the free plan. */
+  async function appFor(meter: FastifyMeter, customerId: string): Promise<FastifyInstance> {
+    harness().emu.createCustomer(customerId, 'free')
+    const app = Fastify()
+    await app.register(meter.plugin)
+    return app
+  }
+
   it('puts the identified customer on request.planship for the handler, with its decisions', async () => {
     harness()
     const res = await call('/renders', 'pro-customer').expect(200)
@@ -189,9 +197,7 @@ describe('Fastify: consume() and requireFeature()', () => {
 
   it('answers a cost function that throws with a 500, reserving nothing', async () => {
     const h = harness()
-    h.emu.createCustomer('costly', 'free')
-    const app = Fastify()
-    await app.register(h.meter.plugin)
+    const app = await appFor(h.meter, 'costly')
     const cost = (request: FastifyRequest) => {
       if (request.headers['x-bad'] !== undefined) throw new Error('bad cost')
       return 1
@@ -206,9 +212,7 @@ describe('Fastify: consume() and requireFeature()', () => {
 
   it('releases the reservation of a handler that fails (a 500, a throw, a rejection)', async () => {
     const h = harness()
-    h.emu.createCustomer('failing', 'free')
-    const app = Fastify()
-    await app.register(h.meter.plugin)
+    const app = await appFor(h.meter, 'failing')
     const preHandler = h.meter.consume('render')
     app.post('/fail', { preHandler }, async (_request, reply) => reply.code(500).send({ error: 'boom' }))
     app.post('/throw', { preHandler }, () => {
@@ -226,10 +230,8 @@ describe('Fastify: consume() and requireFeature()', () => {
 
   it('writes denials itself, so an error handler of the app cannot rewrite them', async () => {
     const h = harness()
-    h.emu.createCustomer('handled', 'free')
-    const app = Fastify()
+    const app = await appFor(h.meter, 'handled')
     app.setErrorHandler(async (_error, _request, reply) => reply.code(418).send({ rewritten: true }))
-    await app.register(h.meter.plugin)
     app.post('/renders', { preHandler: h.meter.consume('render') }, async () => ({ ok: true }))
     app.get('/export', { preHandler: h.meter.requireFeature('csv-export') }, async () => 'csv')
     const server = await serve(app, apps)
@@ -272,9 +274,7 @@ describe('Fastify: consume() and requireFeature()', () => {
 
   it('lets everything through in shadow mode, with the headers, recording what it would have denied', async () => {
     const h = harness()
-    h.emu.createCustomer('shadowed', 'free')
-    const app = Fastify()
-    await app.register(h.meter.plugin)
+    const app = await appFor(h.meter, 'shadowed')
     const shadow = h.meter.consume('render', { mode: 'shadow' })
     app.post('/renders', { preHandler: shadow }, async (request) => ({
       allowed: request.planship?.decisions.map((decision) => decision.allowed),
