@@ -1,8 +1,8 @@
 /**
  * The package as users install it (`npm run test:packed`, run by .ci/run after `npm test`):
- * packs it, installs the tarball into three scratch apps in a temporary directory (Express
- * without Koa, Koa, a worker on `planship-meter/core`), and for each checks which packages got
- * installed, type-checks the app (its README snippet) with `tsc --strict` and
+ * packs it, installs the tarball into scratch apps in a temporary directory (Express and
+ * Fastify without Koa, Koa, a worker on `planship-meter/core`), and for each checks which
+ * packages got installed, type-checks the app (its README snippet) with `tsc --strict` and
  * `skipLibCheck: false`, and runs it against the emulator the Koa app starts from its own
  * install. Versions are pinned to package-lock.json. `KEEP=1` keeps the directory.
  */
@@ -51,6 +51,12 @@ const apps: App[] = [
     forbidden: /^(koa|@koa\/.*|@types\/koa.*|@opentelemetry\/api)$/,
   },
   {
+    name: 'fastify',
+    snippet: 'Fastify',
+    packages: ['fastify'],
+    forbidden: /^(koa|@koa\/.*|@types\/koa.*|express|@types\/express.*|@opentelemetry\/api)$/,
+  },
+  {
     name: 'koa',
     snippet: 'Quick start',
     packages: ['koa', '@koa/router', '@types/koa'],
@@ -69,6 +75,7 @@ const declarationImports: Record<string, string[]> = {
   'index.d.ts': ['koa'],
   'core/index.d.ts': [],
   'express/index.d.ts': ['express', 'express-serve-static-core'],
+  'fastify/index.d.ts': ['fastify'],
   'emulator/index.d.ts': [],
   'redis/index.d.ts': ['ioredis'],
 }
@@ -220,7 +227,7 @@ async function main(): Promise<void> {
         }
       }),
     )
-    log('installed and type-checked (strict, skipLibCheck false) the express, koa and worker apps')
+    log(`installed and type-checked (strict, skipLibCheck false) the ${apps.map((app) => app.name).join(', ')} apps`)
     console.table(
       measured.map((m) => ({
         app: m.app.name,
