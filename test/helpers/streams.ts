@@ -106,12 +106,17 @@ export async function readStream(
   })
 }
 
-/** GETs `path` and goes away after `afterMs`, before any of the response came. */
-export async function abandon(server: http.Server, path: string, customerId: string, afterMs: number): Promise<void> {
+/** GETs `path` and goes away after `afterMs` (or once `wait` resolves), before any of the response came. */
+export async function abandon(
+  server: http.Server,
+  path: string,
+  customerId: string,
+  wait: number | (() => Promise<void>),
+): Promise<void> {
   const { port } = server.address() as AddressInfo
   const req = http.get({ host: '127.0.0.1', port, path, headers: { 'x-customer-id': customerId } })
   req.on('error', () => {})
-  await new Promise((resolve) => setTimeout(resolve, afterMs))
+  await (typeof wait === 'number' ? new Promise((resolve) => setTimeout(resolve, wait)) : wait())
   req.destroy()
 }
 

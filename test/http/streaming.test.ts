@@ -26,6 +26,20 @@ interface StreamApp {
   over(): Promise<void>
   sent: { tokens: number }
   errors: unknown[]
+  /** One per request the app has seen (its response's end). */
+  ends: Promise<unknown>[]
+}
+
+/**
+ * GETs `path` and goes away while its handler works: once the app has seen the request (a loaded
+ * machine may take a while to get there), and 50 ms more.
+ */
+async function leaveMidHandler(app: StreamApp, path: string, customerId: string): Promise<void> {
+  const seen = app.ends.length
+  await abandon(app.server, path, customerId, async () => {
+    for (let i = 0; i < 500 && app.ends.length === seen; i++) await sleep(10)
+    await sleep(50)
+  })
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -289,7 +303,7 @@ function streaming(start: Start) {
     h.emu.createCustomer('impatient', 'basic')
     const { server } = app
     await readStream(server, '/json', 'impatient')
-    await abandon(server, '/slow?cost=7', 'impatient', 50) // gone while the handler still works
+    await leaveMidHandler(app, '/slow?cost=7', 'impatient') // gone while the handler still works
     await sleep(400) // the handler finishes later: still not billed
     assert.equal(await billed(h, 'impatient'), 3)
   })
@@ -354,7 +368,7 @@ function streaming(start: Start) {
         const warm = await h.meter.reserve('billed', 'tokens', { cost: 1 })
         assert.ok(warm.allowed)
         await warm.release()
-        await abandon(billing.server, '/slow?cost=7', 'billed', 50)
+        await leaveMidHandler(billing, '/slow?cost=7', 'billed')
         await billing.over()
         await h.meter.flush()
         assert.equal(h.emu.recordedUsage({ customerId: 'billed', meteringId: 'tokens' }), 7)
@@ -437,18 +451,22 @@ describe('Koa: responses written by the handler itself, and clients gone mid-han
     const extensions: boolean[] = []
     let handled: () => void = () => {}
     const done = new Promise<void>((resolve) => (handled = resolve))
+    let extendedOnce: () => void = () => {}
+    const first = new Promise<void>((resolve) => (extendedOnce = resolve))
     app.use(h.meter.consume('tokens', { cost: 10 }))
     app.use(async (ctx) => {
       const reservation = ctx.state.planship.reservations['tokens']!
       extensions.push(await reservation.extend(10))
-      await sleep(150) // the client leaves meanwhile
+      extendedOnce()
+      // The client leaves meanwhile: the socket is closed once this process has seen it.
+      for (let i = 0; i < 500 && !ctx.res.socket?.destroyed; i++) await sleep(10)
       extensions.push(await reservation.extend(10))
       ctx.body = { ok: true }
       handled()
     })
     const server = await listen(app)
     try {
-      await abandon(server, '/', 'gone', 50)
+      await abandon(server, '/', 'gone', () => first)
       await done
       await sleep(20)
       assert.deepEqual(extensions, [true, false])
