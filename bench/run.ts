@@ -260,7 +260,12 @@ for (let round = 0; round < rounds; round++) {
   for (const row of order) samples.get(key(row))!.push(await measure(row))
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+/** The middle value; of an even count, the mean of the middle two (of 2 rounds, not the larger). */
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const half = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[half]! : (sorted[half - 1]! + sorted[half]!) / 2
+}
 const spread = (xs: number[], digits: number) => {
   const text = (n: number) => n.toFixed(digits)
   return xs.length === 1 ? text(xs[0]!) : `${text(median(xs))} (${text(Math.min(...xs))}–${text(Math.max(...xs))})`

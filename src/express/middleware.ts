@@ -108,6 +108,20 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
     else then(req, res, next, deciding)
   }
 
+  /** A route's layer: `decide` with the request's state; what our steps throw goes to Express. */
+  function routeLayer(
+    decide: (req: Request, res: Res, next: Next, state: PlanshipRequestState) => void,
+  ): PlanshipHandler {
+    return function planshipRoute(req, res, next) {
+      checkFramework(req, res as Res)
+      try {
+        withState(req, res as Res, next, decide)
+      } catch (error) {
+        next(error)
+      }
+    }
+  }
+
   function denied(req: Request, res: Res, next: Next, verdict: Denied): void {
     deny(req, res, verdict).catch(next)
   }
@@ -178,14 +192,7 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
         else admit(req, res, next, args, state, deciding)
       }
 
-      return function planshipConsume(req, res, next) {
-        checkFramework(req, res as Res)
-        try {
-          withState(req, res as Res, next, decide)
-        } catch (error) {
-          next(error)
-        }
-      }
+      return routeLayer(decide)
     },
 
     requireFeature(lever: string, options: FeatureOptions = {}): PlanshipHandler {
@@ -194,14 +201,7 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
         verdict.allowed ? next() : denied(req, res, next, verdict)
       const decide = (req: Request, res: Res, next: Next, state: PlanshipRequestState) =>
         withVerdict(req, res, next, gate.feature(state, lever, options), pass)
-      return function planshipRequireFeature(req, res, next) {
-        checkFramework(req, res as Res)
-        try {
-          withState(req, res as Res, next, decide)
-        } catch (error) {
-          next(error)
-        }
-      }
+      return routeLayer(decide)
     },
   }
 }
