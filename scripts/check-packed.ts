@@ -1,10 +1,10 @@
 /**
  * The package as users install it (`npm run test:packed`, run by .ci/run after `npm test`):
- * packs it, installs the tarball into three scratch apps in a temporary directory (Express
- * without Koa, Koa, a worker on `planship-meter/core`), and for each checks which packages got
- * installed, type-checks the app (its README snippet) with `tsc --strict` and
- * `skipLibCheck: false`, and runs it against the emulator the Koa app starts from its own
- * install. Versions are pinned to package-lock.json. `KEEP=1` keeps the directory.
+ * packs it, installs the tarball into scratch apps in a temporary directory (Express and
+ * Fastify without Koa, Koa, Hono on @hono/node-server without Koa or Express, a worker on
+ * `planship-meter/core`), and for each checks which packages got installed, type-checks the
+ * app (its README snippet) with `tsc --strict` and `skipLibCheck: false`, and runs it against
+ * the emulator the Koa app starts from its own install. Versions are pinned to package-lock.json. `KEEP=1` keeps the directory.
  */
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
@@ -51,10 +51,22 @@ const apps: App[] = [
     forbidden: /^(koa|@koa\/.*|@types\/koa.*|@opentelemetry\/api)$/,
   },
   {
+    name: 'fastify',
+    snippet: 'Fastify',
+    packages: ['fastify'],
+    forbidden: /^(koa|@koa\/.*|@types\/koa.*|express|@types\/express.*|@opentelemetry\/api)$/,
+  },
+  {
     name: 'koa',
     snippet: 'Quick start',
     packages: ['koa', '@koa/router', '@types/koa'],
     forbidden: /^@opentelemetry\/api$/,
+  },
+  {
+    name: 'hono',
+    snippet: 'Hono',
+    packages: ['hono', '@hono/node-server'],
+    forbidden: /^(koa|@koa\/.*|@types\/koa.*|express|@types\/express.*|@opentelemetry\/api)$/,
   },
   {
     name: 'worker',
@@ -69,6 +81,8 @@ const declarationImports: Record<string, string[]> = {
   'index.d.ts': ['koa'],
   'core/index.d.ts': [],
   'express/index.d.ts': ['express', 'express-serve-static-core'],
+  'fastify/index.d.ts': ['fastify'],
+  'hono/index.d.ts': ['hono'],
   'emulator/index.d.ts': [],
   'redis/index.d.ts': ['ioredis'],
 }
@@ -220,7 +234,7 @@ async function main(): Promise<void> {
         }
       }),
     )
-    log('installed and type-checked (strict, skipLibCheck false) the express, koa and worker apps')
+    log(`installed and type-checked (strict, skipLibCheck false) the ${apps.map((app) => app.name).join(', ')} apps`)
     console.table(
       measured.map((m) => ({
         app: m.app.name,

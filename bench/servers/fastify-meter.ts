@@ -1,7 +1,6 @@
 /**
  * The Fastify meter's bench server, against the adapter's public contract
- * (`planship-meter/fastify`). Imported only when selected, and left out of the type-check
- * (tsconfig.test.json) while src/fastify does not exist on this branch.
+ * (`planship-meter/fastify`): the plugin, and `consume()` as the route's `preHandler`.
  */
 import { createMeter } from '../../src/fastify/index.js'
 import { fastifyApp } from './fastify.js'

@@ -1,11 +1,11 @@
 /**
- * The Fastify 5 servers of the benchmark: bare, the meter (./fastify-meter.ts, once the Fastify
- * adapter exists), @fastify/rate-limit in memory keyed by customer.
+ * The Fastify 5 servers of the benchmark: bare, the meter (./fastify-meter.ts), @fastify/rate-limit in memory keyed by customer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer as createHttpServer } from 'node:http'
 import rateLimit from '@fastify/rate-limit'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { createFastifyMeterServer } from './fastify-meter.js'
 import { type BenchServer, body, type Mode, type PlanshipTarget, UNREACHED } from './index.js'
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void
@@ -28,14 +28,8 @@ export function fastifyApp(): { app: FastifyInstance; handler: () => Listener } 
   }
 }
 
-/** Kept out of the type-check until the adapter exists: see tsconfig.test.json. */
-const METER_SERVER = './fastify-meter.js'
-
 export async function createFastifyServer(mode: Mode, target: PlanshipTarget): Promise<BenchServer> {
   if (mode !== 'bare' && mode !== 'limiter') {
-    const { createFastifyMeterServer } = (await import(METER_SERVER)) as {
-      createFastifyMeterServer: (mode: Mode, target: PlanshipTarget) => Promise<BenchServer>
-    }
     return createFastifyMeterServer(mode, target)
   }
   const { app, handler } = fastifyApp()

@@ -1,7 +1,6 @@
 /**
- * The Hono meter's bench server, against the adapter's public contract (`planship-meter/hono`).
- * Imported only when selected, and left out of the type-check (tsconfig.test.json) while
- * src/hono does not exist on this branch.
+ * The Hono meter's bench server, against the adapter's public contract (`planship-meter/hono`):
+ * `middleware()` on the app, `consume()` on the route.
  */
 import { getRequestListener } from '@hono/node-server'
 import { Hono } from 'hono'

@@ -1,20 +1,15 @@
 /**
  * The Hono servers of the benchmark, served by @hono/node-server: bare, the meter
- * (./hono-meter.ts, once the Hono adapter exists), hono-rate-limiter in memory keyed by customer.
+ * (./hono-meter.ts), hono-rate-limiter in memory keyed by customer.
  */
 import { getRequestListener } from '@hono/node-server'
 import { Hono } from 'hono'
 import { rateLimiter } from 'hono-rate-limiter'
+import { createHonoMeterServer } from './hono-meter.js'
 import { type BenchServer, body, type Mode, type PlanshipTarget, UNREACHED } from './index.js'
-
-/** Kept out of the type-check until the adapter exists: see tsconfig.test.json. */
-const METER_SERVER = './hono-meter.js'
 
 export async function createHonoServer(mode: Mode, target: PlanshipTarget): Promise<BenchServer> {
   if (mode !== 'bare' && mode !== 'limiter') {
-    const { createHonoMeterServer } = (await import(METER_SERVER)) as {
-      createHonoMeterServer: (mode: Mode, target: PlanshipTarget) => BenchServer
-    }
     return createHonoMeterServer(mode, target)
   }
   const app = new Hono()

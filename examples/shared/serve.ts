@@ -15,7 +15,10 @@ export interface DemoPlanship {
 
 export async function serveDemo(
   name: string,
-  serve: (planship: DemoPlanship, port: number) => { server: Server; meter: MeterCore },
+  serve: (
+    planship: DemoPlanship,
+    port: number,
+  ) => { server: Server; meter: MeterCore } | Promise<{ server: Server; meter: MeterCore }>,
   moreToTry: (url: string) => string[] = () => [],
   /** How the user started this demo, for messages saying how to start it differently. */
   command = 'npm start',
@@ -40,7 +43,7 @@ export async function serveDemo(
       }
   const productSlug = process.env['PLANSHIP_PRODUCT_SLUG'] ?? emulator?.productSlug ?? 'acme-api'
 
-  const { server, meter } = serve({ productSlug, planship }, port)
+  const { server, meter } = await serve({ productSlug, planship }, port) // a Fastify app is built asynchronously
   // `once` rejects on the server's 'error' (a port in use): said in a line, not thrown unhandled.
   if (!server.listening) {
     await once(server, 'listening').catch(async (error: unknown) => {

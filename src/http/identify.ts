@@ -2,6 +2,7 @@ import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { PlanshipMeterError } from '../errors.js'
 import type { Log } from '../log.js'
 import { pathSegmentProblem } from '../planship/ids.js'
+import { type PlanshipRequestState, requestState } from './state.js'
 
 /**
  * Runs the user's `identify` with the framework's arguments and checks what it returned:
@@ -46,4 +47,23 @@ function validCustomerId(raw: unknown, log: Log): string | undefined {
     `identify returned a value that cannot be a Planship customer id (it ${problem}); treating the request as unidentified`,
   )
   return undefined
+}
+
+/**
+ * A request's state from the user's `identify`, handed to `keep` to store where the framework
+ * keeps it: synchronous when `identify` is (no promise of its own on the warm path).
+ */
+export function identifyRequest<A extends unknown[]>(
+  identify: (...args: A) => unknown,
+  args: A,
+  log: Log,
+  keep: (args: A, state: PlanshipRequestState) => void,
+): MaybePromise<PlanshipRequestState> {
+  const identifying = identifyCustomer(identify, args, log)
+  const kept = (customerId: string | undefined) => {
+    const state = requestState(customerId)
+    keep(args, state)
+    return state
+  }
+  return isPromiseLike(identifying) ? Promise.resolve(identifying).then(kept) : kept(identifying)
 }

@@ -1,6 +1,7 @@
 import type { Reservation, ReserveRequest, ReserveResult } from '../enforcement/store.js'
 import type { RedisConnection } from './connection.js'
 import { tagOf } from './keys.js'
+import { checkArgs } from './lua.js'
 
 /** What the lease manager needs from the store. */
 export interface LeaseHost {
@@ -59,7 +60,11 @@ export class Leases {
   readonly #grants = new Map<string, Grant>()
   /** Abandoned after a failed call, with requests still running or usage still to settle. */
   readonly #orphans = new Set<Grant>()
-  readonly #byReservation = new WeakMap<Reservation, Grant>()
+  /**
+   * The grant of each reservation admitted from one, and the units it holds there: the caller's
+   * \`cost\` also counts extensions reserved elsewhere (see \`RedisUsageStore.extend\`).
+   */
+  readonly #byReservation = new WeakMap<Reservation, { grant: Grant; units: number }>()
 
   constructor(host: LeaseHost) {
     this.#host = host
@@ -98,12 +103,32 @@ export class Leases {
     return 'exact'
   }
 
+  /** Whether the reservation was admitted from a lease of this process. */
+  has(reservation: Reservation): boolean {
+    return this.#byReservation.has(reservation)
+  }
+
+  /**
+   * A running reservation takes \`cost\` more units from its own lease, if that one is still usable
+   * and has them (no Redis call); false otherwise: the caller reserves them another way.
+   */
+  extend(reservation: Reservation, cost: number): boolean {
+    const held = this.#byReservation.get(reservation)
+    if (held === undefined || !usable(held.grant, cost)) return false
+    held.grant.left -= cost
+    held.grant.held += cost
+    held.units += cost
+    reservation.cost += cost
+    return true
+  }
+
   /** The request finished and is reported: its units become usage at the next settle. */
   commit(reservation: Reservation, usage: number): boolean {
-    const grant = this.#byReservation.get(reservation)
-    if (grant === undefined) return false
-    grant.held -= reservation.cost
-    grant.consumed += reservation.cost
+    const held = this.#byReservation.get(reservation)
+    if (held === undefined) return false
+    const grant = held.grant
+    grant.held -= held.units
+    grant.consumed += held.units
     grant.usage += usage
     // Timers run late on a busy event loop: a commit that finds usage waiting too long settles it.
     const now = Date.now()
@@ -115,10 +140,10 @@ export class Leases {
   }
 
   release(reservation: Reservation): boolean {
-    const grant = this.#byReservation.get(reservation)
-    if (grant === undefined) return false
-    grant.held -= reservation.cost
-    grant.left += reservation.cost
+    const held = this.#byReservation.get(reservation)
+    if (held === undefined) return false
+    held.grant.held -= held.units
+    held.grant.left += held.units
     return true
   }
 
@@ -194,15 +219,13 @@ export class Leases {
   }
 
   #admit(grant: Grant, request: ReserveRequest): ReserveResult | undefined {
-    if (grant.dead || grant.left < request.cost || request.cost <= 0 || Date.now() >= grant.usableUntil) {
-      return undefined
-    }
+    if (!usable(grant, request.cost)) return undefined
     grant.left -= request.cost
     grant.held += request.cost
     grant.admitted++
     const { customerId, meteringId, bucket, cost } = request
     const reservation: Reservation = { customerId, meteringId, bucket, cost }
-    this.#byReservation.set(reservation, grant)
+    this.#byReservation.set(reservation, { grant, units: cost })
     return { ok: true, reservation }
   }
 
@@ -216,26 +239,21 @@ export class Leases {
     const request = options.request
     const args = {
       cid: grant.customerId,
+      m: grant.meteringId,
+      b: grant.bucket,
+      cost: 1,
+      lims: [] as ReturnType<typeof checkArgs>['lims'],
+      sa: 0,
+      ra: 0,
+      ...(request === undefined ? {} : checkArgs(request)),
       epoch: this.#host.nextId(),
       id: grant.id,
       ep: grant.ep,
       seq: ++grant.seq,
-      m: grant.meteringId,
-      b: grant.bucket,
       consumed: grant.consumed,
       usage: grant.usage,
       giveBack,
       want: options.want,
-      cost: request?.cost ?? 1,
-      lims:
-        request?.limits.map((limit) => ({
-          l: limit.lever,
-          rem: limit.remaining,
-          ids: limit.meteringIds,
-          pb: limit.perBucket,
-        })) ?? [],
-      sa: request?.snapshotAt ?? 0,
-      ra: request?.receivedAt ?? request?.snapshotAt ?? 0,
       ttl: this.#host.ttlMs,
     }
     grant.consumed = 0
@@ -273,6 +291,11 @@ export class Leases {
     })
     return answering
   }
+}
+
+/** Whether \`cost\` units can be admitted from the grant now, without asking Redis. */
+function usable(grant: Grant, cost: number): boolean {
+  return !grant.dead && grant.left >= cost && cost > 0 && Date.now() < grant.usableUntil
 }
 
 interface LeaseAnswer {

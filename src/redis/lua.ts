@@ -1,3 +1,5 @@
+import type { ReserveRequest } from '../enforcement/store.js'
+
 /**
  * The Lua scripts of the Redis store. Each touches exactly one key, the customer's state (see
  * `keys.ts`), so each runs atomically on the one node that owns the customer's hash slot.
@@ -211,27 +213,128 @@ local function localUsage(lim, v)
 end
 `
 
-/** Checks every limit and reserves `cost` for `TTL` ms of Redis time, or refuses. */
+/**
+ * The admission check that reserve and extend share: every limit of \`A.lims\` has room for
+ * \`units\` after the fleet's usage (reconciled with the request's snapshot), or the refusal.
+ */
+const CHECK = `
+local function leverSet(lim)
+  lim.set = {}
+  for _, m in ipairs(lim.ids) do lim.set[m] = true end
+end
+
+local function refusal(units)
+  for _, lim in ipairs(A.lims) do
+    leverSet(lim)
+    local v = reconcile(lim)
+    local left = v.rem - localUsage(lim, v)
+    -- left <= 0 also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
+    if left < units or left <= 0 then
+      return { ok = false, lever = lim.l, remaining = math.max(0, left) }
+    end
+  end
+  return nil
+end
+
+-- Adds units to reservation A.id (made anew if need be) and holds it for A.ttl ms of Redis time.
+local function hold(units)
+  local r = S.res[A.id]
+  if r == nil then
+    r = { k = cellId(A.m, A.b), c = 0, e = 0 }
+    S.res[A.id] = r
+  end
+  local c = cellOf(r.k, A.m, A.b)
+  c.r = c.r + units
+  r.c = r.c + units
+  r.e = rnow + A.ttl
+  return r
+end
+`
+
+/** Checks every limit and reserves \`cost\` for \`TTL\` ms of Redis time, or refuses. */
 const RESERVE = `
 if S == nil then S = fresh() end
 sweep()
 if S.res[A.id] ~= nil then return cjson.encode({ ok = true, ep = S.ep }) end
-for _, lim in ipairs(A.lims) do
-  lim.set = {}
-  for _, m in ipairs(lim.ids) do lim.set[m] = true end
-  local v = reconcile(lim)
-  local left = v.rem - localUsage(lim, v)
-  if left < A.cost or left <= 0 then
-    save()
-    return cjson.encode({ ok = false, lever = lim.l, remaining = math.max(0, left) })
-  end
+local refused = refusal(A.cost)
+if refused ~= nil then
+  save()
+  return cjson.encode(refused)
 end
-local id = cellId(A.m, A.b)
-local c = cellOf(id, A.m, A.b)
-c.r = c.r + A.cost
-S.res[A.id] = { k = id, c = A.cost, e = rnow + A.ttl }
+hold(A.cost)
 save()
 return cjson.encode({ ok = true, ep = S.ep })
+`
+
+/**
+ * Reserves \`A.cost\` more units on a running reservation, checked as reserve checks a new one,
+ * and adds them to its hold: commit and release settle the whole. Applied once per \`A.seq\`
+ * (the reservation's extensions are numbered), so a late run of a timed-out call changes nothing
+ * once a later one, or its cancellation, got there.
+ *
+ * A hold that is gone (its TTL ran out, the holder presumed dead, or Redis lost the state) gave its
+ * units back to the fleet, and others may have them now: it is not silently brought back. All of it,
+ * the \`A.held\` units it had and \`A.cost\` more, must fit again, or the extension is refused.
+ */
+const EXTEND = `
+if S == nil then S = fresh() end
+sweep()
+local r = S.res[A.id]
+if r ~= nil and S.ep ~= A.ep then r = nil end
+if r ~= nil and (r.xs or 0) >= A.seq then return cjson.encode({ ok = true, ep = S.ep, replay = true }) end
+local units = A.cost
+if r == nil then units = A.held + A.cost end
+local refused = refusal(units)
+if refused ~= nil then
+  save()
+  return cjson.encode(refused)
+end
+S.exp[A.id] = nil
+r = hold(units)
+r.xs = A.seq
+save()
+return cjson.encode({ ok = true, ep = S.ep, back = units > A.cost })
+`
+
+/**
+ * Cancels extension \`A.seq\` of a reservation, whose call timed out (it was decided in the
+ * process instead): takes its units back if it was applied, and makes a late run of it a no-op.
+ * Applied once (\`r.xc\`, the last cancelled extension).
+ */
+const UNEXTEND = `
+if S == nil then return '{}' end
+sweep()
+local r = S.res[A.id]
+if r ~= nil and (r.xc or 0) < A.seq then
+  r.xc = A.seq
+  if (r.xs or 0) >= A.seq then
+    local c = cellOf(r.k, A.m, A.b)
+    local back = math.min(A.cost, r.c)
+    c.r = c.r - back
+    r.c = r.c - back
+  else
+    r.xs = A.seq
+  end
+end
+save()
+return '{}'
+`
+
+/**
+ * Keeps this process's open holds (\`A.ids\`) for \`A.ttl\` more ms: a live holder renews them,
+ * a dead one stops, and they come back to the fleet a TTL later. Touches only holds that exist,
+ * so a renewal racing a commit or release brings nothing back. Answers the ids that are gone.
+ */
+const RENEW = `
+if S == nil then return cjson.encode({ gone = A.ids }) end
+sweep()
+local gone = {}
+for _, id in ipairs(A.ids) do
+  local r = S.res[id]
+  if r ~= nil then r.e = rnow + A.ttl else gone[#gone + 1] = id end
+end
+save()
+return cjson.encode({ gone = gone })
 `
 
 /**
@@ -301,8 +404,7 @@ local denied = nil
 if A.want > 0 then
   local left = nil
   for _, lim in ipairs(A.lims) do
-    lim.set = {}
-    for _, m in ipairs(lim.ids) do lim.set[m] = true end
+    leverSet(lim)
     local v = reconcile(lim)
     local l = v.rem - localUsage(lim, v)
     if left == nil or l < left then
@@ -427,15 +529,36 @@ return cjson.encode({ stale = false, idle = not busy() })
 `
 
 export const SCRIPTS = {
-  planshipMeterReserve: PRELUDE + RECONCILE + RESERVE,
+  planshipMeterReserve: PRELUDE + RECONCILE + CHECK + RESERVE,
+  planshipMeterExtend: PRELUDE + RECONCILE + CHECK + EXTEND,
+  planshipMeterUnextend: PRELUDE + UNEXTEND,
+  planshipMeterRenew: PRELUDE + RENEW,
   planshipMeterCommit: PRELUDE + COMMIT,
   planshipMeterRelease: PRELUDE + RELEASE,
   planshipMeterTake: PRELUDE + TAKE,
   planshipMeterSettle: PRELUDE + SETTLE,
-  planshipMeterLease: PRELUDE + RECONCILE + LEASE,
+  planshipMeterLease: PRELUDE + RECONCILE + CHECK + LEASE,
 } as const
 
 export type ScriptName = keyof typeof SCRIPTS
+
+/** What the admission check (\`CHECK\`) reads of a request: its key, cost, limits and snapshot. */
+export function checkArgs(request: ReserveRequest) {
+  return {
+    cid: request.customerId,
+    m: request.meteringId,
+    b: request.bucket,
+    cost: request.cost,
+    lims: request.limits.map((limit) => ({
+      l: limit.lever,
+      rem: limit.remaining,
+      ids: limit.meteringIds,
+      pb: limit.perBucket,
+    })),
+    sa: request.snapshotAt,
+    ra: request.receivedAt ?? request.snapshotAt,
+  }
+}
 
 /** Removes an index entry only if nobody re-added it since it was read (one key, its own slot). */
 export const FORGET_INDEX_ENTRY = `

@@ -19,9 +19,11 @@ export interface RedisUsageStoreOptions {
    */
   commandTimeoutMs?: number
   /**
-   * How long a reservation holds its units, in ms of Redis time. A replica that dies between
-   * admitting a request and settling it gives its units back after this long; a request that
-   * runs longer loses its hold (its usage is still reported). Defaults to `60000`.
+   * How long a reservation outlives its process, in ms of Redis time. A live replica renews the
+   * holds of its running requests (and open neutral reservations) every third of this, so a
+   * stream keeps its units however long it runs; a replica that dies between admitting and
+   * settling stops renewing, and its units come back to the fleet after this long.
+   * Defaults to `60000`.
    */
   reservationTtlMs?: number
   /**

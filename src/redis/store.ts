@@ -18,10 +18,13 @@ import { PlanshipMeterError } from '../errors.js'
 import { RedisConnection } from './connection.js'
 import { tagOf } from './keys.js'
 import { Leases } from './lease.js'
+import { checkArgs } from './lua.js'
 import { sharedRead } from './shared-read.js'
 import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
 /** Every this many background passes, the whole index is swept, not only the `due` hint. */
 const FULL_SWEEP_EVERY = 10
+/** Renewal calls in flight at once (one per customer with open holds). */
+const RENEWALS_IN_FLIGHT = 8
 /** How long an op id is remembered to make a replay harmless, in ms. */
 const KEEP_OPS_MS = 3_600_000
 
@@ -44,10 +47,28 @@ export type Op =
   | {
       /** A script that is applied once however often it runs (a claim's settlement, a lease call). */
       kind: 'script'
-      script: 'planshipMeterSettle' | 'planshipMeterLease'
+      script: 'planshipMeterSettle' | 'planshipMeterLease' | 'planshipMeterUnextend'
       tag: string
       args: Record<string, unknown>
     }
+
+/** A reservation this process holds in Redis, open until it is committed or released. */
+interface Hold {
+  tag: string
+  id: string
+  ep: string
+  key: UsageKey
+  /** Units held in Redis; the caller's `cost` also counts extensions decided elsewhere (parts). */
+  units: number
+  /** Extensions sent to Redis so far: each is applied once, in order. */
+  seq: number
+  /** The last extension asked: the next one waits for it, so that they reach Redis in order. */
+  extending: Promise<unknown>
+  /** The same units in this process's memory, from a Redis failure on (see `#mirrorOpenHolds`). */
+  mirror: Reservation | undefined
+  /** Committed or released: never renewed again, even by an extension answering late. */
+  settled: boolean
+}
 
 interface Claim {
   tag: string
@@ -61,9 +82,12 @@ interface Claim {
  *
  * Each customer's reservations, pending, claimed and acknowledged usage live in one key, changed
  * only by Lua scripts (EVALSHA, EVAL on NOSCRIPT): check-and-reserve is one atomic step for the
- * whole fleet. When Redis fails or is slower than `commandTimeoutMs`, decisions fall back to this
- * process's memory with the same snapshot (`source: 'local'`), and usage committed meanwhile
- * waits in memory until Redis answers again.
+ * whole fleet. A running reservation (a stream) can grow with `extend`, checked the same way.
+ * The holds of this process's running requests are renewed while it lives, so they expire
+ * (`reservationTtlMs` later) only when it dies. When Redis fails or is slower than
+ * `commandTimeoutMs`, decisions fall back to this process's memory with the same snapshot
+ * (`source: 'local'`), counting what its running requests hold in Redis, and usage committed
+ * meanwhile waits in memory until Redis answers again.
  *
  * @example
  * import { Redis } from 'ioredis'
@@ -78,8 +102,18 @@ export class RedisUsageStore implements UsageStore {
   #seq = 0
   #ctx: StoreContext | undefined
   #local: MemoryUsageStore | undefined
-  readonly #remote = new WeakMap<Reservation, { tag: string; id: string; ep: string }>()
+  readonly #remote = new WeakMap<Reservation, Hold>()
+  /** Open holds by customer tag, renewed every `reservationTtlMs / 3` while this process lives. */
+  readonly #open = new Map<string, Map<string, Hold>>()
   readonly #localReservations = new WeakSet<Reservation>()
+  /**
+   * Extensions that could not be added to the reservation's own hold (a lease without room, Redis
+   * failing): reserved as requests of their own, released when the reservation settles.
+   */
+  readonly #parts = new WeakMap<Reservation, Reservation[]>()
+  /** Reservations committed or released: an extension answering after that is given back at once. */
+  readonly #settled = new WeakSet<Reservation>()
+  #renewTimer: NodeJS.Timeout | undefined
   readonly #claims = new WeakMap<PendingReport, Claim>()
   #replay: Op[] = []
   #mode: 'shared' | 'local' = 'shared'
@@ -108,6 +142,12 @@ export class RedisUsageStore implements UsageStore {
     })
     this.#timer = setInterval(() => void this.#tick(), this.#options.probeIntervalMs)
     this.#timer.unref()
+    // Three chances to renew a hold before it expires: a late timer or a slow call is no loss.
+    this.#renewTimer = setInterval(
+      () => void this.#renew(),
+      Math.max(1, Math.floor(this.#options.reservationTtlMs / 3)),
+    )
+    this.#renewTimer.unref()
     if (this.#options.leaseUnits > 0) {
       this.#leases = new Leases({
         redis: () => this.#redis!,
@@ -143,32 +183,30 @@ export class RedisUsageStore implements UsageStore {
     const id = this.#nextId()
     try {
       await this.#redis!.ensureIndexed(tag)
-      const answer = await this.#redis!.run<{ ok: boolean; ep?: string; lever?: string; remaining?: number }>(
-        'planshipMeterReserve',
-        tag,
-        {
-          cid: request.customerId,
-          epoch: this.#nextId(),
-          id,
-          m: request.meteringId,
-          b: request.bucket,
-          cost: request.cost,
-          lims: request.limits.map((limit) => ({
-            l: limit.lever,
-            rem: limit.remaining,
-            ids: limit.meteringIds,
-            pb: limit.perBucket,
-          })),
-          sa: request.snapshotAt,
-          ra: request.receivedAt ?? request.snapshotAt,
-          ttl: this.#options.reservationTtlMs,
-          ...this.#common(ctx),
-        },
-      )
-      if (!answer.ok) return { ok: false, lever: answer.lever ?? '', remaining: answer.remaining ?? 0 }
+      const answer = await this.#redis!.run<CheckAnswer>('planshipMeterReserve', tag, {
+        ...checkArgs(request),
+        epoch: this.#nextId(),
+        id,
+        ttl: this.#options.reservationTtlMs,
+        ...this.#common(ctx),
+      })
+      if (!answer.ok) return refusal(answer)
       const { customerId, meteringId, bucket, cost } = request
       const reservation: Reservation = { customerId, meteringId, bucket, cost }
-      this.#remote.set(reservation, { tag, id, ep: answer.ep ?? '' })
+      const key = { customerId, meteringId, bucket }
+      const hold: Hold = {
+        tag,
+        id,
+        ep: answer.ep ?? '',
+        key,
+        units: cost,
+        seq: 0,
+        extending: Promise.resolve(),
+        mirror: undefined,
+        settled: false,
+      }
+      this.#remote.set(reservation, hold)
+      this.#list(hold)
       return { ok: true, reservation }
     } catch (error) {
       // It may still run later: the release makes sure its units come back before the TTL.
@@ -178,10 +216,88 @@ export class RedisUsageStore implements UsageStore {
     }
   }
 
-  // Placeholder until the Redis extension lands: local reservations extend in memory, shared ones are refused.
-  extend(reservation: Reservation, request: ReserveRequest): ReserveResult {
-    if (this.#localReservations.has(reservation)) return { ...this.#local!.extend(reservation, request), local: true }
-    return { ok: false, lever: request.limits[0]?.lever ?? '', remaining: 0 }
+  /**
+   * Reserves `request.cost` more units on a running reservation. One held in Redis grows there,
+   * checked against the fleet's usage in one script; one admitted from a lease takes them from
+   * the lease when it has them, else they are reserved as a request of their own would be (a
+   * bigger lease or the exact path in Redis). Redis failing, they are decided in this process as
+   * `reserve` decides then. Either way they settle with the reservation.
+   */
+  async extend(reservation: Reservation, request: ReserveRequest): Promise<ReserveResult> {
+    const local = this.#bound() && this.#local!
+    if (this.#localReservations.has(reservation)) return { ...local.extend(reservation, request), local: true }
+    const hold = this.#remote.get(reservation)
+    if (hold !== undefined) {
+      const extending = hold.extending.then(() => this.#extendHold(reservation, hold, request))
+      hold.extending = extending.catch(() => {})
+      return extending
+    }
+    if (this.#leases?.has(reservation) !== true)
+      throw new TypeError('planship-meter/redis: not a reservation of this store')
+    if (this.#leases.extend(reservation, request.cost)) return { ok: true, reservation }
+    return this.#withPart(reservation, request, await this.reserve(request))
+  }
+
+  async #extendHold(reservation: Reservation, hold: Hold, request: ReserveRequest): Promise<ReserveResult> {
+    const ctx = this.#bound()
+    if (hold.settled) return settledRefusal(request)
+    if (!this.#shared()) return this.#withPart(reservation, request, this.#reserveLocally(request))
+    const cancel = { id: hold.id, m: hold.key.meteringId, b: hold.key.bucket, seq: ++hold.seq, cost: request.cost }
+    try {
+      const answer = await this.#redis!.run<CheckAnswer & { back?: boolean }>('planshipMeterExtend', hold.tag, {
+        ...checkArgs(request),
+        ...cancel,
+        ep: hold.ep,
+        epoch: this.#nextId(),
+        held: hold.units,
+        ttl: this.#options.reservationTtlMs,
+        ...this.#common(ctx),
+      })
+      if (!answer.ok) return refusal(answer)
+      if (answer.back === true) {
+        ctx.log.warn(
+          'a reservation had expired in Redis before it settled; its units fit again and it holds them again',
+        )
+      }
+      hold.ep = answer.ep ?? hold.ep
+      hold.units += request.cost
+      reservation.cost += request.cost
+      this.#list(hold) // again, if a renewal had found it gone
+      return { ok: true, reservation }
+    } catch (error) {
+      // It may still run later: cancelled once Redis answers, so that its units are held here only.
+      this.#replay.push({ kind: 'script', script: 'planshipMeterUnextend', tag: hold.tag, args: cancel })
+      this.#toLocal(error)
+      return this.#withPart(reservation, request, this.#reserveLocally(request))
+    }
+  }
+
+  /** An extension reserved as a request of its own (`result`): it settles with `reservation`. */
+  #withPart(reservation: Reservation, request: ReserveRequest, result: ReserveResult): ReserveResult {
+    if (!result.ok) return result
+    if (this.#settled.has(reservation)) {
+      // The stream ended while this was being reserved: nothing would release it later.
+      void this.release(result.reservation)
+      return settledRefusal(request)
+    }
+    const parts = this.#parts.get(reservation)
+    if (parts === undefined) this.#parts.set(reservation, [result.reservation])
+    else parts.push(result.reservation)
+    reservation.cost += result.reservation.cost
+    return { ...result, reservation }
+  }
+
+  /**
+   * The reservation settled: so do the parts of it reserved on their own. Committed, they are
+   * committed with no usage (the reservation's usage covers them): a part taken from a lease
+   * must leave the lease, as its units are used, not go back to be admitted again here.
+   * Released, they are released.
+   */
+  async #settleParts(reservation: Reservation, committed: boolean): Promise<void> {
+    const parts = this.#parts.get(reservation)
+    if (parts === undefined) return
+    this.#parts.delete(reservation)
+    for (const part of parts) await (committed ? this.commit(part, 0) : this.release(part))
   }
 
   /** Commits of this process not answered yet: a flush waits for them, as it would in memory. */
@@ -194,11 +310,21 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async #commit(reservation: Reservation, usage: number): Promise<void> {
+    this.#settled.add(reservation)
+    try {
+      await this.#commitHeld(reservation, usage)
+    } finally {
+      await this.#settleParts(reservation, true)
+    }
+  }
+
+  async #commitHeld(reservation: Reservation, usage: number): Promise<void> {
     const local = this.#bound() && this.#local!
     if (this.#localReservations.has(reservation)) return local.commit(reservation, usage)
     if (this.#leases?.commit(reservation, usage) === true) return
     const remote = this.#remote.get(reservation)
     if (remote === undefined) throw new TypeError('planship-meter/redis: not a reservation of this store')
+    this.#close(remote)
     const { customerId, meteringId, bucket } = reservation
     const op: Op = {
       kind: 'commit',
@@ -218,11 +344,21 @@ export class RedisUsageStore implements UsageStore {
   }
 
   async release(reservation: Reservation): Promise<void> {
+    this.#settled.add(reservation)
+    try {
+      await this.#releaseHeld(reservation)
+    } finally {
+      await this.#settleParts(reservation, false)
+    }
+  }
+
+  async #releaseHeld(reservation: Reservation): Promise<void> {
     const local = this.#bound() && this.#local!
     if (this.#localReservations.has(reservation)) return local.release(reservation)
     if (this.#leases?.release(reservation) === true) return
     const remote = this.#remote.get(reservation)
     if (remote === undefined) return
+    this.#close(remote)
     const op: Op = { kind: 'release', tag: remote.tag, id: remote.id }
     if (!(await this.#applied(op))) this.#replay.push(op)
   }
@@ -347,6 +483,7 @@ export class RedisUsageStore implements UsageStore {
   close(): void {
     clearInterval(this.#timer)
     clearInterval(this.#settleTimer)
+    clearInterval(this.#renewTimer)
     this.#redis?.close()
   }
 
@@ -386,6 +523,93 @@ export class RedisUsageStore implements UsageStore {
       keep: ctx.maxSnapshotAgeMs,
       keepOps: KEEP_OPS_MS,
       idleTtl: ctx.aggregationLagMs + ctx.maxSnapshotAgeMs + this.#options.reservationTtlMs,
+    }
+  }
+
+  /** Renewed from now on, until committed or released. */
+  #list(hold: Hold): void {
+    if (hold.settled) return
+    let holds = this.#open.get(hold.tag)
+    if (holds === undefined) this.#open.set(hold.tag, (holds = new Map()))
+    holds.set(hold.id, hold)
+  }
+
+  #unlist(hold: Hold): void {
+    const holds = this.#open.get(hold.tag)
+    if (holds?.delete(hold.id) === true && holds.size === 0) this.#open.delete(hold.tag)
+  }
+
+  /** The hold settles: no more renewals (before the call, so none can race it), no more mirror. */
+  #close(hold: Hold): void {
+    hold.settled = true
+    this.#unlist(hold)
+    if (hold.mirror !== undefined) this.#local!.release(hold.mirror)
+    hold.mirror = undefined
+  }
+
+  /**
+   * Keeps this process's open holds alive in Redis: one script call per customer with open holds,
+   * none at all when nothing is open. A hold found gone (it expired: renewals missed a TTL, or Redis
+   * lost it) stops being renewed; its usage is still committed once, and an extension has to fit
+   * in full again. A failed call is tried again at the next tick, well within the TTL.
+   */
+  async #renew(): Promise<void> {
+    if (this.#open.size === 0 || !this.#ready()) return
+    const ctx = this.#bound()
+    const customers = [...this.#open]
+    let lost = 0
+    // A few calls in flight at a time: a request's own script never queues behind a thousand renewals.
+    const worker = async () => {
+      for (let entry = customers.pop(); entry !== undefined; entry = customers.pop()) {
+        lost += await this.#renewCustomer(ctx, ...entry)
+      }
+    }
+    await Promise.all(Array.from({ length: RENEWALS_IN_FLIGHT }, worker))
+    if (lost > 0) {
+      ctx.log.warn(`${lost} reservations expired in Redis before they settled: their units went back to the fleet`)
+    }
+  }
+
+  /** Renews one customer's open holds; how many were found gone (and are no longer renewed). */
+  async #renewCustomer(ctx: StoreContext, tag: string, holds: Map<string, Hold>): Promise<number> {
+    let lost = 0
+    try {
+      const answer = await this.#redis!.run<{ gone: string[] | Record<string, never> }>('planshipMeterRenew', tag, {
+        ids: [...holds.keys()],
+        ttl: this.#options.reservationTtlMs,
+        ...this.#common(ctx),
+      })
+      // Lua's cjson writes an empty table as {}.
+      for (const id of Array.isArray(answer.gone) ? answer.gone : []) {
+        const hold = holds.get(id)
+        if (hold === undefined) continue
+        this.#unlist(hold)
+        lost++
+      }
+    } catch {
+      // Tried again at the next tick; a Redis really failing is noticed by the next decision.
+    }
+    return lost
+  }
+
+  /**
+   * Redis failing: this process's open holds are copied into its memory, so that what it decides
+   * alone meanwhile counts the units its own running requests hold in Redis (else one process
+   * could admit its whole allowance again next to them). Released when the reservation settles.
+   */
+  #mirrorOpenHolds(): void {
+    const local = this.#local!
+    for (const holds of this.#open.values()) {
+      for (const hold of holds.values()) {
+        const short = hold.units - (hold.mirror?.cost ?? 0)
+        if (short <= 0) continue
+        const request = { ...hold.key, cost: short, limits: [], snapshotAt: 0 }
+        if (hold.mirror !== undefined) local.extend(hold.mirror, request)
+        else {
+          const mirrored = local.reserve(request)
+          if (mirrored.ok) hold.mirror = mirrored.reservation
+        }
+      }
     }
   }
 
@@ -518,6 +742,7 @@ export class RedisUsageStore implements UsageStore {
   #toLocal(error: unknown): void {
     if (this.#mode === 'local') return
     this.#mode = 'local'
+    this.#mirrorOpenHolds()
     const ctx = this.#ctx!
     const message = 'Redis is not answering: deciding from this process’s memory until it does'
     ctx.log.warn(message, { error: describe(error) })
@@ -532,6 +757,26 @@ export class RedisUsageStore implements UsageStore {
     ctx.log.warn(message)
     ctx.emit?.({ type: 'store', state: 'shared', message })
   }
+}
+
+/** The answer of a script that checks limits (reserve, extend). */
+interface CheckAnswer {
+  ok: boolean
+  ep?: string
+  lever?: string
+  remaining?: number
+}
+
+/**
+ * An extension of a reservation settled meanwhile (the stream ended, say): refused, as nothing
+ * would ever release units added to it now.
+ */
+function settledRefusal(request: ReserveRequest): ReserveResult {
+  return { ok: false, lever: request.limits[0]?.lever ?? '', remaining: 0 }
+}
+
+function refusal(answer: CheckAnswer): ReserveResult {
+  return { ok: false, lever: answer.lever ?? '', remaining: answer.remaining ?? 0 }
 }
 
 interface TakeAnswer {

@@ -132,6 +132,32 @@ export const drivers: Record<string, SnippetDriver> = {
     },
     usage: [['free-customer', 'render', 1]],
   },
+  Hono: {
+    async serve({ app }) {
+      const render = await post(`${app}/v1/renders`, 'free-customer')
+      assert.equal(render.status, 200)
+      assert.equal(render.headers.get('ratelimit'), '"renders-per-minute";r=4;t=60')
+      assert.deepEqual(await render.json(), { customer: 'free-customer' })
+      const denied = await get(`${app}/v1/export.csv`, 'free-customer')
+      assert.equal(denied.status, 403)
+      assert.equal(((await denied.json()) as { error: { code: string } }).error.code, 'feature_not_entitled')
+      assert.equal((await get(`${app}/v1/export.csv`, 'pro-customer')).status, 200)
+    },
+    usage: [['free-customer', 'render', 1]],
+  },
+  Fastify: {
+    async serve({ app }) {
+      const render = await post(`${app}/v1/renders`, 'free-customer')
+      assert.equal(render.status, 200)
+      assert.equal(render.headers.get('ratelimit'), '"renders-per-minute";r=4;t=60')
+      assert.deepEqual(await render.json(), { customer: 'free-customer' })
+      assert.equal((await get(`${app}/v1/export.csv`, 'free-customer')).status, 403)
+      const csv = await get(`${app}/v1/export.csv`, 'pro-customer')
+      assert.equal(csv.status, 200)
+      assert.equal(await csv.text(), 'id,name\n')
+    },
+    usage: [['free-customer', 'render', 1]],
+  },
   'Metering outside HTTP': {
     output: /^rendered\nretry later: quota_exceeded\npro-customer may export CSV\n$/,
     usage: [

@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict'
+import { getRequestListener } from '@hono/node-server'
 import request from 'supertest'
 import { createDemoApp as createExpressDemo } from '../../examples/express-api/app.js'
+import { createDemoApp as createFastifyDemo } from '../../examples/fastify-api/app.js'
+import { createDemoApp as createHonoDemo } from '../../examples/hono-api/app.js'
 import { createDemoApp as createKoaDemo } from '../../examples/koa-api/app.js'
 import { exportIfEntitled, onImportWebhook, processRenderJob } from '../../examples/worker/worker.js'
 import { createMeter } from '../../src/index.js'
 import { startEmulator } from '../../src/emulator/index.js'
 import { startDemo } from './demo-process.js'
 
-/** The same demo on both frameworks: the app as supertest takes it, and its meter. */
+/** The same demo on every framework: the app as supertest takes it, and its meter. */
 const demos = {
   'koa-api': (planship: Parameters<typeof createKoaDemo>[0]) => {
     const { app, meter } = createKoaDemo(planship)
@@ -17,13 +20,23 @@ const demos = {
     const { app, meter } = createExpressDemo(planship)
     return { handler: app, meter }
   },
+  'fastify-api': async (planship: Parameters<typeof createFastifyDemo>[0]) => {
+    const { app, meter } = await createFastifyDemo(planship)
+    await app.ready()
+    return { handler: app.server, meter }
+  },
+  'hono-api': (planship: Parameters<typeof createHonoDemo>[0]) => {
+    const { app, meter } = createHonoDemo(planship)
+    // @hono/node-server's listener, as `serve()` runs it: a Node server over real sockets.
+    return { handler: getRequestListener(app.fetch), meter }
+  },
 }
 
 for (const [name, createDemo] of Object.entries(demos))
   describe(`examples/${name}`, () => {
     it('enforces and reports on the emulator: free route, api-call, per-minute renders, csv-export', async () => {
       const emu = await startEmulator()
-      const { handler, meter } = createDemo({
+      const { handler, meter } = await createDemo({
         productSlug: emu.productSlug,
         planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret },
         logger: {},

@@ -9,6 +9,7 @@ import {
   type Meter,
   type MeterCore,
   type MeterEvent,
+  type MaybePromise,
   type MeterOptions,
   type PlanshipState,
 } from '../../src/index.js'
@@ -132,12 +133,14 @@ export function eachHarness<H extends { close(): Promise<void> }>(
  */
 export function eachServedDemo<H extends Harness<MeterCore, unknown>>(
   start: () => Promise<H>,
-  demo: (meter: H['meter']) => { app: { listen(port: number, host: string): Server }; handled: { count: number } },
+  demo: (
+    meter: H['meter'],
+  ) => MaybePromise<{ app: { listen(port: number, host: string): Server }; handled: { count: number } }>,
 ) {
   const served = { server: undefined as unknown as Server, handled: { count: 0 } }
   const harness = eachHarness(async () => {
     const h = await start()
-    const { app, handled } = demo(h.meter)
+    const { app, handled } = await demo(h.meter) // a Fastify app is ready only once its plugins are
     served.server = app.listen(0, '127.0.0.1')
     served.handled = handled
     const closeHarness = h.close.bind(h)

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict'
 import express4 from 'express4'
 import request from 'supertest'
 import { expressDemoApp, startExpressHarness } from '../helpers/express.js'
+import { fastifyDemoApp, startFastifyHarness } from '../helpers/fastify.js'
 import { demoApp, eachServedDemo, startHarness } from '../helpers/harness.js'
+import { honoDemoApp, startHonoHarness } from '../helpers/hono.js'
 
-/** The contract both adapters keep, run on each: same statuses, bodies, headers and strictness. */
+/** The contract every adapter keeps, run on each: same statuses, bodies, headers and strictness. */
 function contract(served: ReturnType<typeof eachServedDemo>) {
   const { harness, call } = served
   const handled = () => served.served.handled.count
@@ -87,3 +89,5 @@ describe('Express 4: the request contract', () =>
       (meter) => expressDemoApp(meter, express4),
     ),
   ))
+describe('Fastify: the request contract', () => contract(eachServedDemo(() => startFastifyHarness(), fastifyDemoApp)))
+describe('Hono: the request contract', () => contract(eachServedDemo(() => startHonoHarness(), honoDemoApp)))

@@ -4,11 +4,18 @@ import type http from 'node:http'
 import { Readable } from 'node:stream'
 import Router from '@koa/router'
 import express, { type ErrorRequestHandler } from 'express'
+import { Hono } from 'hono'
+import { streamSSE } from 'hono/streaming'
+import Fastify, { type FastifyRequest } from 'fastify'
 import Koa from 'koa'
 import type { MeterCore, MeterEvent, PlanshipState } from '../../src/index.js'
 import type { AbortPolicy, ExpressMeter } from '../../src/express/index.js'
 import type { Meter } from '../../src/index.js'
 import { startExpressHarness } from '../helpers/express.js'
+import { served, startHonoHarness } from '../helpers/hono.js'
+import type { HonoMeter, PlanshipVariables } from '../../src/hono/index.js'
+import { errorsLogger, startFastifyHarness } from '../helpers/fastify.js'
+import type { FastifyMeter } from '../../src/fastify/index.js'
 import { eachHarness, type Harness, startHarness } from '../helpers/harness.js'
 import { abandon, listen, readStream, sseEvents, streamPlan, tokensFixture } from '../helpers/streams.js'
 
@@ -112,6 +119,116 @@ function expressApp(meter: ExpressMeter, onAbort: AbortPolicy | undefined): Prom
   }
   app.use(seen)
   return listen(app).then((server) => Object.assign(state, { server }))
+}
+
+/**
+ * On Hono (served by @hono/node-server), `/sse` streams with `streamSSE`: an error mid-stream
+ * reaches its `onError`, Hono's only way to see one (the response was returned long before, so
+ * `app.onError` cannot), which then ends the stream with an `error` event.
+ */
+function honoApp(meter: HonoMeter, onAbort: AbortPolicy | undefined): Promise<StreamApp> {
+  type Variables = PlanshipVariables & { sent: { tokens: number } }
+  const app = new Hono<{ Variables: Variables }>()
+  const state: Omit<StreamApp, 'server'> & { ends: Promise<unknown>[] } = {
+    ends: [],
+    over: () => Promise.all(state.ends).then(() => {}),
+    sent: { tokens: 0 },
+    errors: [],
+  }
+  app.use((c, next) => {
+    state.ends.push(once((c.env as { outgoing: http.ServerResponse }).outgoing, 'close'))
+    return next()
+  })
+  app.use(meter.middleware())
+  const options = {
+    cost: (c: { req: { query(name: string): string | undefined } }) => Number(c.req.query('cost') ?? 1),
+    onAbort,
+  }
+  app.get(
+    '/sse',
+    meter.consume('tokens', { ...options, usage: (c) => (c.get('sent') as { tokens: number }).tokens }),
+    (c) => {
+      const sent = (state.sent = { tokens: 0 })
+      c.set('sent', sent)
+      const plan = streamPlan(new URL(c.req.url).searchParams)
+      // What the generator produced; `sent` counts what was written before the client left
+      // (the generator may be one chunk into its next step when the stream is aborted).
+      const produced = { tokens: 0 }
+      const events = sseEvents(plan, c.var.planship.reservations['tokens'], produced)
+      return streamSSE(
+        c,
+        async (stream) => {
+          stream.onAbort(() => void events.return(undefined))
+          for await (const event of events) {
+            if (stream.aborted) break
+            await stream.write(event)
+            if (!stream.aborted) sent.tokens = produced.tokens
+          }
+        },
+        async (error) => {
+          state.errors.push(error)
+        },
+      )
+    },
+  )
+  app.get('/slow', meter.consume('tokens', options), async (c) => {
+    await sleep(300)
+    return c.json({ ok: true })
+  })
+  app.get('/json', meter.consume('tokens', { cost: 3 }), (c) => c.json({ ok: true }))
+  app.onError((error, c) => {
+    state.errors.push(error)
+    return c.json({ error: 'failed' }, 500)
+  })
+  return listen(served(app)).then((server) => Object.assign(state, { server }))
+}
+
+/**
+ * The same routes on Fastify. `/sse` hands the stream to `reply.send()` (`sse: 'send'`), or
+ * hijacks the reply and writes the events to `reply.raw` itself (`sse: 'hijack'`), as an SSE
+ * writer does. Errors reach Fastify's logger (a stream's, or a hijacked handler's rejection).
+ */
+async function fastifyApp(meter: FastifyMeter, onAbort: AbortPolicy | undefined, sse: 'send' | 'hijack') {
+  const state: Omit<StreamApp, 'server'> & { ends: Promise<unknown>[] } = {
+    ends: [],
+    over: () => Promise.all(state.ends).then(() => {}),
+    sent: { tokens: 0 },
+    errors: [],
+  }
+  const app = Fastify({ loggerInstance: errorsLogger(state.errors) })
+  app.addHook('onRequest', (_request, reply, done) => {
+    state.ends.push(once(reply.raw, 'close'))
+    done()
+  })
+  await app.register(meter.plugin)
+  const query = (request: FastifyRequest) => new URLSearchParams(request.url.split('?')[1])
+  const options = { cost: (request: FastifyRequest) => costOf(query(request)), onAbort }
+  const sentBy = new WeakMap<FastifyRequest, { tokens: number }>()
+  const usage = (request: FastifyRequest) => sentBy.get(request)?.tokens ?? 0
+  app.get('/sse', { preHandler: meter.consume('tokens', { ...options, usage }) }, async (request, reply) => {
+    const sent = (state.sent = { tokens: 0 })
+    sentBy.set(request, sent)
+    const events = sseEvents(streamPlan(query(request)), request.planship?.reservations['tokens'], sent)
+    if (sse === 'send') return reply.type('text/event-stream').send(Readable.from(events))
+    reply.hijack()
+    const res = reply.raw
+    res.on('close', () => void events.return(undefined))
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    try {
+      for await (const event of events) res.write(event)
+      res.end()
+    } catch (error) {
+      res.destroy() // a hijacked response is the handler's to end; the rejection reaches Fastify's log
+      throw error
+    }
+  })
+  app.get('/slow', { preHandler: meter.consume('tokens', options) }, async () => {
+    await sleep(300)
+    return { ok: true }
+  })
+  app.get('/json', { preHandler: meter.consume('tokens', { cost: 3 }) }, async () => ({ ok: true }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return Object.assign(state, { server: app.server })
 }
 
 type Start = (
@@ -232,6 +349,11 @@ function streaming(start: Start) {
       const { h, app: billing } = await start(() => {}, 'bill')
       try {
         h.emu.createCustomer('billed', 'basic')
+        // Its data cached first: a cold decision in a fresh process can outlast the 50 ms, and the
+        // client would then leave before admission, not while the handler works.
+        const warm = await h.meter.reserve('billed', 'tokens', { cost: 1 })
+        assert.ok(warm.allowed)
+        await warm.release()
         await abandon(billing.server, '/slow?cost=7', 'billed', 50)
         await billing.over()
         await h.meter.flush()
@@ -255,6 +377,19 @@ describe('Express: streamed responses', () =>
     const h = await startExpressHarness({ emulator: { fixture: tokensFixture }, meter: { onEvent } })
     return { h, app: await expressApp(h.meter, onAbort) }
   }))
+
+describe('Hono: streamed responses', () =>
+  streaming(async (onEvent, onAbort) => {
+    const h = await startHonoHarness({ emulator: { fixture: tokensFixture }, meter: { onEvent } })
+    return { h, app: await honoApp(h.meter, onAbort) }
+  }))
+
+for (const sse of ['send', 'hijack'] as const)
+  describe(`Fastify: streamed responses (${sse === 'send' ? 'reply.send(stream)' : 'a hijacked SSE writer'})`, () =>
+    streaming(async (onEvent, onAbort) => {
+      const h = await startFastifyHarness({ emulator: { fixture: tokensFixture }, meter: { onEvent } })
+      return { h, app: await fastifyApp(h.meter, onAbort, sse) }
+    }))
 
 describe('Koa: responses written by the handler itself, and clients gone mid-handler', () => {
   const harness = eachHarness(() => startHarness({ emulator: { fixture: tokensFixture } }))

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import type { Redis } from 'ioredis'
-import { type LeverLimit, MemoryUsageStore, type PendingReport, type Reservation } from '../../src/index.js'
+import {
+  type LeverLimit,
+  MemoryUsageStore,
+  type PendingReport,
+  type Reservation,
+  type ReserveResult,
+} from '../../src/index.js'
 import type { RedisUsageStore } from '../../src/redis/index.js'
 import { manualClock } from '../helpers/harness.js'
 import { boundStore, connected, redisClient, uniquePrefix } from './support.js'
@@ -65,37 +71,49 @@ describe('RedisUsageStore decides as MemoryUsageStore does', function () {
       const open: [Reservation, Reservation][] = []
       const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!
       let admitted = 0
+      let extended = 0
+      let refusedExtensions = 0
+      /** A request of `cost` units under the key, against the lever it feeds, from the current snapshot. */
+      const requestFor = (meteringId: string, bucket: string | undefined, cost: number) => {
+        const lever = meteringId === 'export' ? 'exports' : 'calls'
+        const limit: LeverLimit = {
+          lever,
+          remaining: planship.remaining(lever, lever === 'exports' ? bucket : undefined, snapshot.fetchedAt),
+          meteringIds: lever === 'calls' ? ['call', 'batch'] : ['export'],
+          perBucket: lever === 'exports',
+        }
+        const limits = [limit]
+        const { fetchedAt: snapshotAt, receivedAt } = snapshot
+        return { customerId: 'parity-customer', meteringId, bucket, cost, limits, snapshotAt, receivedAt }
+      }
+      const shape = (x: ReserveResult) => (x.ok ? 'ok' : JSON.stringify(x))
 
       for (let step = 0; step < 400; step++) {
         const roll = next()
-        if (roll < 0.35) {
-          const meteringId = pick(['call', 'batch', 'export'])
-          const bucket = pick([undefined, 'p1', 'p2'])
-          const lever = meteringId === 'export' ? 'exports' : 'calls'
-          const limit: LeverLimit = {
-            lever,
-            remaining: planship.remaining(lever, lever === 'exports' ? bucket : undefined, snapshot.fetchedAt),
-            meteringIds: lever === 'calls' ? ['call', 'batch'] : ['export'],
-            perBucket: lever === 'exports',
-          }
-          const request = {
-            customerId: 'parity-customer',
-            meteringId,
-            bucket,
-            cost: 1 + Math.floor(next() * 3),
-            limits: [limit],
-            snapshotAt: snapshot.fetchedAt,
-            receivedAt: snapshot.receivedAt,
-          }
+        if (roll < 0.3) {
+          const request = requestFor(
+            pick(['call', 'batch', 'export']),
+            pick([undefined, 'p1', 'p2']),
+            1 + Math.floor(next() * 3),
+          )
           const m = memory.reserve(request)
           const r = await redis.reserve(request)
-          const shape = (x: typeof m) => (x.ok ? 'ok' : JSON.stringify(x))
           assert.equal(shape(r), shape(m), `step ${step}: reserve ${JSON.stringify(request)}`)
           if (m.ok && r.ok) {
             open.push([m.reservation, r.reservation])
             admitted++
           }
-        } else if (roll < 0.55 && open.length > 0) {
+        } else if (roll < 0.4 && open.length > 0) {
+          // A stream going on: more units on a running reservation, from the snapshot of now.
+          const [m, r] = pick(open)
+          const request = requestFor(m.meteringId, m.bucket, 1 + Math.floor(next() * 3))
+          const mx = memory.extend(m, request)
+          const rx = await redis.extend(r, request)
+          assert.equal(shape(rx), shape(mx), `step ${step}: extend ${JSON.stringify(request)}`)
+          assert.equal(r.cost, m.cost, `step ${step}: the reservation's cost after extend`)
+          if (mx.ok) extended++
+          else refusedExtensions++
+        } else if (roll < 0.57 && open.length > 0) {
           const [m, r] = open.splice(Math.floor(next() * open.length), 1)[0]!
           if (next() < 0.2) {
             memory.release(m)
@@ -105,7 +123,7 @@ describe('RedisUsageStore decides as MemoryUsageStore does', function () {
             memory.commit(m, usage)
             await redis.commit(r, usage)
           }
-        } else if (roll < 0.68) {
+        } else if (roll < 0.69) {
           const m = memory.takePending(clock.now()).sort(byKey)
           const r = (await redis.takePending(clock.now())).sort(byKey)
           const strip = (reports: PendingReport[]) =>
@@ -130,7 +148,7 @@ describe('RedisUsageStore decides as MemoryUsageStore does', function () {
               await redis.restore(r[i]!, clock.now() + 100)
             }
           }
-        } else if (roll < 0.82) {
+        } else if (roll < 0.83) {
           snapshot = { fetchedAt: clock.now(), receivedAt: clock.now() + Math.floor(next() * 50) }
           clock.advance(snapshot.receivedAt - snapshot.fetchedAt)
         } else {
@@ -139,6 +157,7 @@ describe('RedisUsageStore decides as MemoryUsageStore does', function () {
         assert.equal(await redis.pendingUnits(), 0, logger.lines.join('\n'))
       }
       assert.ok(admitted > 20, `the run admitted ${admitted}`)
+      assert.ok(extended > 5 && refusedExtensions > 0, `extended ${extended} times, refused ${refusedExtensions}`)
       assert.equal((redis as RedisUsageStore).mode, 'shared')
       redis.close()
     })

@@ -105,7 +105,11 @@ describe('OpenTelemetry instrumentation', () => {
     assert.deepEqual(new Set(spans.map((span) => span.name)), new Set([TOKEN, ENTITLEMENTS, USAGE, REPORT, LEVER]))
     for (const span of spans) {
       assert.equal(span.kind, SpanKind.CLIENT)
-      assert.equal(span.status.code, SpanStatusCode.UNSET)
+      assert.equal(
+        span.status.code,
+        SpanStatusCode.UNSET,
+        `${span.name}: ${JSON.stringify(span.status)} ${JSON.stringify(span.events)}`,
+      )
       assert.equal(span.attributes['url.template'], span.name.split(' ')[1])
       assert.equal(span.attributes['server.port'], Number(new URL(h.emu.url).port))
     }
