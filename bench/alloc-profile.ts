@@ -1,21 +1,22 @@
 /**
  * `tsx bench/alloc-profile.ts`: bytes allocated per warm metered request, by allocation site
- * (V8's sampling heap profiler, counting collected objects too), through the whole Koa pipeline
- * in process (bench/pipeline-request.ts). `tsx bench/alloc-profile.ts bare` gives the baseline.
+ * (V8's sampling heap profiler, counting collected objects too), through one framework's whole
+ * pipeline in process (bench/pipeline-request.ts). `tsx bench/alloc-profile.ts bare` gives the
+ * baseline; `tsx bench/alloc-profile.ts meter express` profiles the Express meter.
  */
 import { Session } from 'node:inspector/promises'
 import { startEmulator } from '../src/emulator/index.js'
 import { request } from './pipeline-request.js'
-import { createServer, type Mode } from './servers.js'
+import { createServer, type Framework, type Mode } from './servers/index.js'
 
 const emu = await startEmulator()
 const customers = 1000
 for (let i = 0; i < customers; i++) emu.createCustomer(`bench-${i}`, 'pro')
-// The server of bench/servers.ts named by argv[2] (default: the meter), through Koa in process.
+// The server of bench/servers/ named by argv[2] (default: the meter) of framework argv[3] (default: Koa), in process.
 const mode = (process.argv[2] ?? 'meter') as Mode
+const framework = (process.argv[3] ?? 'koa') as Framework
 const target = { url: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret, productSlug: emu.productSlug }
-const { app, meter } = createServer(mode, target)
-const handler = app.callback()
+const { handler, meter } = await createServer(framework, mode, target)
 const ids = Array.from({ length: customers }, (_, i) => `bench-${i}`)
 const run = (i: number) => request(handler, ids[i % customers]!)
 for (let i = 0; i < customers * 20; i++) await run(i)
@@ -45,7 +46,7 @@ const walk = (node: SampleNode) => {
 }
 walk(profile.head as SampleNode)
 console.log(
-  `~${(total / n).toFixed(0)} bytes per request sampled through Koa in process (${mode}; includes the test loop)`,
+  `~${(total / n).toFixed(0)} bytes per request sampled through ${framework} in process (${mode}; includes the test loop)`,
 )
 for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env['TOP'] ?? 25)))
   console.log(`${(bytes / n).toFixed(0).padStart(6)}  ${site}`)

@@ -1,4 +1,4 @@
-/** One request through a Koa app's handler, in process: real IncomingMessage and ServerResponse over a stream that discards what it is sent. */
+/** One request through an app's Node request listener, in process: real IncomingMessage and ServerResponse over a stream that discards what it is sent. */
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { Duplex } from 'node:stream'
 

@@ -1,36 +1,53 @@
 /**
- * `tsx bench/pipeline.ts`: the whole Koa pipeline of bench/servers.ts (A, B, K …) in one
- * process, without sockets: real IncomingMessage/ServerResponse objects over an in-memory
- * stream, so the app, the router, the meter and Node's response code all run, and TCP and the
- * load generator do not. CPU µs per request, servers interleaved, median of rounds. Much less
- * noisy than HTTP on a shared machine; use it to compare changes to the request path.
+ * `tsx bench/pipeline.ts`: the whole pipeline of one framework's bench servers
+ * (bench/servers/: bare, meter, limiter …) in one process, without sockets: real
+ * IncomingMessage/ServerResponse objects over an in-memory stream, so the app, the router, the
+ * meter and Node's response code all run, and TCP and the load generator do not. CPU µs per
+ * request, servers interleaved, median of rounds. Much less noisy than HTTP on a shared machine;
+ * use it to compare changes to the request path. `BENCH_FRAMEWORK=express` (default koa),
+ * `BENCH_MODES=bare,meter`, `BENCH_ROUNDS`, `BENCH_REQUESTS`; `BENCH_PROFILE=meter` writes a CPU
+ * profile of that server's measured requests to bench/profiles/ (summarise it with
+ * bench/profile-summary.ts).
  */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { startEmulator } from '../src/emulator/index.js'
 import { request } from './pipeline-request.js'
-import { createServer, type Mode } from './servers.js'
+import { createServer, type Framework, type Mode } from './servers/index.js'
 
-const modes = (process.env['BENCH_MODES'] ?? 'bare,meter,meter-no-headers,ratelimit').split(',') as Mode[]
+const framework = (process.env['BENCH_FRAMEWORK'] ?? 'koa') as Framework
+const modes = (process.env['BENCH_MODES'] ?? 'bare,meter,meter-no-headers,limiter').split(',') as Mode[]
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 5)
 const perRound = Number(process.env['BENCH_REQUESTS'] ?? 100_000)
+const profiled = process.env['BENCH_PROFILE'] as Mode | undefined
 const customers = 1000
 
 const emu = await startEmulator()
 for (let i = 0; i < customers; i++) emu.createCustomer(`bench-${i}`, 'pro')
 const target = { url: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret, productSlug: emu.productSlug }
 
-const servers = modes.map((mode) => ({ mode, ...createServer(mode, target), cpu: [] as number[] }))
+const servers = await Promise.all(
+  modes.map(async (mode) => ({ mode, ...(await createServer(framework, mode, target)), cpu: [] as number[] })),
+)
 
-const handlers = servers.map((server) => server.app.callback())
 // Warm up: every customer once per server (fills the meter's cache), then a few rounds.
-for (const handler of handlers) {
+for (const { handler } of servers) {
   for (let i = 0; i < customers; i++) await request(handler, `bench-${i}`)
   for (let i = 0; i < 20_000; i++) await request(handler, `bench-${i % customers}`)
 }
 await new Promise((resolve) => setTimeout(resolve, 1_500))
 
+const session = profiled === undefined ? undefined : new Session()
+if (session !== undefined) {
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 50 })
+}
+
 for (let round = 0; round < rounds; round++) {
-  for (const [index, server] of servers.entries()) {
-    const handler = handlers[index]!
+  for (const server of servers) {
+    const profiling = session !== undefined && server.mode === profiled
+    if (profiling) await session.post('Profiler.start')
     global.gc?.()
     const start = process.cpuUsage()
     let statuses = 0
@@ -39,11 +56,16 @@ for (let round = 0; round < rounds; round++) {
     const worker = async () => {
       while (next < perRound) {
         const i = next++
-        if ((await request(handler, `bench-${i % customers}`)) !== 200) statuses++
+        if ((await request(server.handler, `bench-${i % customers}`)) !== 200) statuses++
       }
     }
     await Promise.all(Array.from({ length: 32 }, worker))
     const { user, system } = process.cpuUsage(start)
+    if (profiling) {
+      const { profile } = await session.post('Profiler.stop')
+      mkdirSync('bench/profiles', { recursive: true })
+      writeFileSync(`bench/profiles/pipeline-${framework}-${server.mode}-${round}.cpuprofile`, JSON.stringify(profile))
+    }
     if (statuses > 0) throw new Error(`${server.mode}: ${statuses} non-200 answers`)
     server.cpu.push((user + system) / perRound)
   }
@@ -52,7 +74,7 @@ for (let round = 0; round < rounds; round++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const base = median(servers[0]!.cpu)
 console.log(
-  `in-process Koa pipeline, ${rounds} rounds × ${perRound} requests, ${customers} customers, CPU µs/req (median, min–max)`,
+  `in-process ${framework} pipeline, ${rounds} rounds × ${perRound} requests, ${customers} customers, CPU µs/req (median, min–max)`,
 )
 for (const server of servers) {
   const m = median(server.cpu)

@@ -10,7 +10,7 @@ const byId = new Map(profile.nodes.map((node) => [node.id, node]))
 const self = new Map<string, number>()
 for (const id of profile.samples) {
   const frame = byId.get(id)?.callFrame
-  const name = `${frame?.functionName || '(anonymous)'} ${frame?.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/main\//, '')}:${frame?.lineNumber}`
+  const name = `${frame?.functionName || '(anonymous)'} ${frame?.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/(src|bench)\//, '$1/')}:${frame?.lineNumber}`
   self.set(name, (self.get(name) ?? 0) + 1)
 }
 const total = profile.samples.length

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import Koa from 'koa'
 import { createMeter } from '../src/index.js'
 import { RedisUsageStore } from '../src/redis/index.js'
-import type { PlanshipTarget } from './servers.js'
+import type { PlanshipTarget } from './servers/index.js'
 
 const [kind, rawTarget, redisUrl, keyPrefix] = process.argv.slice(2) as [string, string, string, string]
 const target = JSON.parse(rawTarget) as PlanshipTarget

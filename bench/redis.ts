@@ -10,7 +10,7 @@ import os from 'node:os'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
-import type { PlanshipTarget } from './servers.js'
+import type { PlanshipTarget } from './servers/index.js'
 import { ask, type Message, stop } from './ipc.js'
 
 const { values } = parseArgs({

@@ -1,18 +1,28 @@
 /**
- * `npm run bench`: bare Koa (A), planship-meter (B), B with reporting off, B without RateLimit
- * headers, koa-ratelimit (K) and
- * the official SDK pattern (C), each server in its own process, the emulator in another, load
- * from this one, in alternating rounds, reported as medians with their min–max.
- * `npm run bench -- --smoke` runs a few seconds of it, without thresholds (CI). `--rate N` loads
- * every server at the same N req/s (CPU per request at equal load), `--pin` puts the server on
- * its own CPU, `--modes bare,meter` runs some of the servers; bench/pipeline.ts is the in-process,
- * less noisy view of the request path.
+ * `npm run bench`: per framework (Koa, Express, Fastify, Hono), the bare route (A), planship-meter
+ * (B) and the framework's in-memory limiter keyed by customer (L), plus diagnostic rows (B with
+ * reporting off or without RateLimit headers, two no-op Express layers, the official SDK pattern
+ * and streamed bodies on Koa); each server in its own process, the emulator in another, load from
+ * this one, in alternating rounds, reported as medians with their min–max.
+ * `npm run bench -- --smoke` runs a few seconds of each, without thresholds (CI). `--frameworks
+ * koa,express` and `--modes bare,meter,limiter` select rows, `--rate N` loads every server at the
+ * same N req/s (CPU per request at equal load), `--pin` puts the server on its own CPU;
+ * bench/pipeline.ts is the in-process, less noisy view of the request path.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import type { Mode, PlanshipTarget } from './servers.js'
+import {
+  FRAMEWORKS,
+  type Framework,
+  hasMeter,
+  MODES,
+  MODES_OF,
+  type Mode,
+  type PlanshipTarget,
+  usesMeter,
+} from './servers/index.js'
 import { ask, type Message, stop } from './ipc.js'
 
 const { values } = parseArgs({
@@ -30,12 +40,14 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     /** Pins the server to one CPU and the load generator and emulator to another (needs taskset and 2 CPUs). */
     pin: { type: 'boolean', default: false },
-    /** Comma-separated servers to run, e.g. `bare,meter` (default: all). */
+    /** Comma-separated rows to run in each framework, e.g. `bare,meter,limiter` (default: all). */
     modes: { type: 'string' },
+    /** Comma-separated frameworks, e.g. `koa,express` (default: all four). */
+    frameworks: { type: 'string' },
   },
 })
 const smoke = values.smoke === true
-const durationS = Number(values.duration ?? (smoke ? 2 : 8))
+const durationS = Number(values.duration ?? (smoke ? 1 : 8))
 const rounds = Number(values.rounds ?? (smoke ? 1 : 3))
 const connections = Number(values.connections ?? (smoke ? 8 : 32))
 const latencyMs = Number(values['latency-ms'] ?? 20)
@@ -152,18 +164,21 @@ const stats = async (server: Server, gc = false) => {
   }
 }
 
-async function measure(mode: Mode): Promise<Sample> {
-  const server = await start('./server-process.ts', [mode, JSON.stringify(target)])
+/** A flush interval and a little: B's flushes of a phase land in it (shorter in a smoke run). */
+const settleMs = smoke ? 300 : 1_200
+
+async function measure({ framework, mode }: Row): Promise<Sample> {
+  const server = await start('./server-process.ts', [framework, mode, JSON.stringify(target)])
   const port = server.ready['port'] as number
   // Warm up: every customer once (fills B's cache, C's token), then a second of load.
   await load(port, 'bench', customers, { amount: customers })
-  await load(port, 'bench', customers, { durationS: 1 })
-  await new Promise((resolve) => setTimeout(resolve, 1_200)) // let B's warm-up flush pass
+  await load(port, 'bench', customers, { durationS: smoke ? 0.5 : 1 })
+  await new Promise((resolve) => setTimeout(resolve, settleMs)) // let B's warm-up flush pass
   const before = await counts()
   const statsBefore = await stats(server)
   const freedBefore = server.freedMb()
   const result = await load(port, 'bench', customers, {})
-  await new Promise((resolve) => setTimeout(resolve, 1_200)) // the run's last flush belongs to it
+  await new Promise((resolve) => setTimeout(resolve, settleMs)) // the run's last flush belongs to it
   const after = await counts()
   const end = await stats(server)
   const requests = result.requests.total
@@ -186,8 +201,8 @@ async function measure(mode: Mode): Promise<Sample> {
 }
 
 /** Report POSTs per second while `count` distinct customers pass through B, and its RSS. */
-async function manyCustomers(count: number, checkpoint: number) {
-  const server = await start('./server-process.ts', ['meter', JSON.stringify(target)])
+async function manyCustomers(framework: Framework, count: number, checkpoint: number) {
+  const server = await start('./server-process.ts', [framework, 'meter', JSON.stringify(target)])
   const port = server.ready['port'] as number
   await ask(emulator.child, { type: 'latency', ms: 0 })
   const rssStart = (await stats(server, true)).rss
@@ -214,46 +229,70 @@ async function manyCustomers(count: number, checkpoint: number) {
   }
 }
 
-const ALL_MODES: Mode[] = [
-  'bare',
-  'meter',
-  'meter-quiet',
-  'meter-no-headers',
-  'ratelimit',
-  'official',
-  'bare-stream',
-  'meter-stream',
-]
-const modes = values.modes === undefined ? ALL_MODES : (values.modes.split(',') as Mode[])
-const unknownMode = modes.find((mode) => !ALL_MODES.includes(mode))
-if (unknownMode !== undefined)
-  throw new TypeError(`--modes: unknown server ${unknownMode} (known: ${ALL_MODES.join(', ')})`)
-const has = (...wanted: Mode[]) => wanted.every((mode) => modes.includes(mode))
-const samples = new Map<Mode, Sample[]>(modes.map((mode) => [mode, []]))
+/** One server under test: a framework and one of its rows. */
+interface Row {
+  framework: Framework
+  mode: Mode
+}
+const list = <T extends string>(option: string, value: string | undefined, known: readonly T[]): readonly T[] => {
+  if (value === undefined) return known
+  const wanted = value.split(',') as T[]
+  const unknown = wanted.find((item) => !known.includes(item))
+  if (unknown !== undefined) throw new TypeError(`--${option}: unknown ${unknown} (known: ${known.join(', ')})`)
+  return wanted
+}
+const frameworks = list('frameworks', values.frameworks, FRAMEWORKS)
+const wantedModes = list('modes', values.modes, MODES)
+/** A framework whose meter is not in this checkout (its adapter not merged yet) runs without its meter rows. */
+const missing = frameworks.filter((framework) => !hasMeter(framework))
+for (const framework of missing)
+  console.log(`${framework}: no src/${framework}/index.ts in this checkout, its meter rows are skipped`)
+const rows: Row[] = frameworks.flatMap((framework) =>
+  MODES_OF[framework]
+    .filter((mode) => wantedModes.includes(mode) && (!usesMeter(mode) || !missing.includes(framework)))
+    .map((mode) => ({ framework, mode })),
+)
+const key = ({ framework, mode }: Row) => `${framework}:${mode}`
+const samples = new Map<string, Sample[]>(rows.map((row) => [key(row), []]))
 for (let round = 0; round < rounds; round++) {
   // Alternate the order, so that no server always runs on a warmer (or busier) machine.
-  const order = modes.map((_, i) => modes[(i + round) % modes.length]!)
-  for (const mode of order) samples.get(mode)!.push(await measure(mode))
+  const order = rows.map((_, i) => rows[(i + round) % rows.length]!)
+  for (const row of order) samples.get(key(row))!.push(await measure(row))
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+/** The middle value; of an even count, the mean of the middle two (of 2 rounds, not the larger). */
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const half = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[half]! : (sorted[half - 1]! + sorted[half]!) / 2
+}
 const spread = (xs: number[], digits: number) => {
   const text = (n: number) => n.toFixed(digits)
   return xs.length === 1 ? text(xs[0]!) : `${text(median(xs))} (${text(Math.min(...xs))}–${text(Math.max(...xs))})`
 }
-const of = (mode: Mode, pick: (sample: Sample) => number) => samples.get(mode)!.map(pick)
-const names: Record<Mode, string> = {
-  bare: 'A bare Koa',
-  meter: 'B planship-meter',
-  'meter-quiet': 'B, reporting off',
-  'meter-no-headers': 'B, headers: false',
-  ratelimit: 'K koa-ratelimit (memory)',
-  official: 'C official SDK pattern',
-  'bare-stream': 'AS bare Koa, streamed body',
-  'meter-stream': 'BS planship-meter, streamed body',
-}
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
-
+const FRAMEWORK_NAMES: Record<Framework, string> = { koa: 'Koa', express: 'Express', fastify: 'Fastify', hono: 'Hono' }
+const LIMITERS: Record<Framework, string> = {
+  koa: 'koa-ratelimit',
+  express: 'express-rate-limit',
+  fastify: '@fastify/rate-limit',
+  hono: 'hono-rate-limiter',
+}
+const nameOf = ({ framework, mode }: Row): string => {
+  const fw = FRAMEWORK_NAMES[framework]
+  const names: Record<Mode, string> = {
+    bare: `A bare ${fw}`,
+    'bare-layers': `A + two no-op layers`,
+    meter: 'B planship-meter',
+    'meter-quiet': 'B, reporting off',
+    'meter-no-headers': 'B, headers: false',
+    limiter: `L ${LIMITERS[framework]} (memory)`,
+    official: 'C official SDK pattern',
+    'bare-stream': 'AS bare, streamed body',
+    'meter-stream': 'BS planship-meter, streamed body',
+  }
+  return `${fw}: ${names[mode]}`
+}
 console.log(`\nplanship-meter benchmark${smoke ? ' (smoke: numbers are not meaningful)' : ''}`)
 console.log(
   `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${connections} connections, ` +
@@ -264,82 +303,101 @@ console.log(
   '| server | req/s | p50 ms | p99 ms | server CPU µs/req | bytes/req | non-2xx | token | entitlements | usage fetch | report POST |',
 )
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
-for (const mode of rounds > 0 ? modes : []) {
-  const rows = samples.get(mode)!
-  const u = (kind: keyof typeof kinds) => median(rows.map((row) => row.upstream[kind])).toFixed(2)
+const of = (row: Row, pick: (sample: Sample) => number) => samples.get(key(row))!.map(pick)
+for (const row of rounds > 0 ? rows : []) {
+  const taken = samples.get(key(row))!
+  const u = (kind: keyof typeof kinds) => median(taken.map((sample) => sample.upstream[kind])).toFixed(2)
   const cells = [
     spread(
-      of(mode, (s) => s.rps),
+      of(row, (s) => s.rps),
       0,
     ),
     spread(
-      of(mode, (s) => s.p50),
+      of(row, (s) => s.p50),
       0,
     ),
     spread(
-      of(mode, (s) => s.p99),
+      of(row, (s) => s.p99),
       0,
     ),
     spread(
-      of(mode, (s) => s.cpuUs),
+      of(row, (s) => s.cpuUs),
       1,
     ),
     spread(
-      of(mode, (s) => s.bytes),
+      of(row, (s) => s.bytes),
       0,
     ),
-    String(rows.reduce((sum, row) => sum + row.non2xx + row.errors, 0)),
+    String(taken.reduce((sum, sample) => sum + sample.non2xx + sample.errors, 0)),
     u('token'),
     u('entitlements'),
     u('usage fetch'),
     u('report POST'),
   ]
-  console.log(`| ${names[mode]} | ${cells.join(' | ')} |`)
+  console.log(`| ${nameOf(row)} | ${cells.join(' | ')} |`)
 }
 // `--rounds 0` measures only the many-customers phase.
 let postsPerSecond = Number.NaN
 if (rounds > 0) {
   console.log('\n(upstream columns: calls to Planship per 1 000 requests, median)\n')
-  const m = (mode: Mode, pick: (sample: Sample) => number) => median(of(mode, pick))
-  const cpu = (mode: Mode) => m(mode, (s) => s.cpuUs)
-  if (has('bare', 'meter')) {
-    const [cpuA, cpuB] = [cpu('bare'), cpu('meter')]
-    const others = (['meter-quiet', 'ratelimit'] as const).filter((mode) => has(mode))
-    console.log(
-      `A/B server CPU ${(cpuA / cpuB).toFixed(2)} (target ≥ 0.90): A ${cpuA.toFixed(1)} µs, B ${cpuB.toFixed(1)} µs` +
-        others.map((mode) => `, ${names[mode].split(' (')[0]} ${cpu(mode).toFixed(1)} µs`).join(''),
-    )
-    const rpsB = m('meter', (s) => s.rps)
-    console.log(
-      `B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)} (target ≥ 0.90${rate === undefined ? '' : `; equal at --rate ${rate}`}); ` +
-        `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms (target ≤ 1 ms)` +
-        (has('official') ? `; B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×` : ''),
-    )
+  for (const framework of frameworks) {
+    const has = (...wanted: Mode[]) => wanted.every((mode) => samples.has(key({ framework, mode })))
+    const m = (mode: Mode, pick: (sample: Sample) => number) => median(of({ framework, mode }, pick))
+    const cpu = (mode: Mode) => m(mode, (s) => s.cpuUs)
+    const fw = FRAMEWORK_NAMES[framework]
+    if (has('bare', 'meter')) {
+      const [cpuA, cpuB] = [cpu('bare'), cpu('meter')]
+      console.log(
+        `${fw}: B − A ${(cpuB - cpuA).toFixed(1)} µs of server CPU per request (A ${cpuA.toFixed(1)}, B ${cpuB.toFixed(1)}, ` +
+          `A/B ${(cpuA / cpuB).toFixed(2)})` +
+          (has('bare-layers') ? `; two no-op layers ${(cpu('bare-layers') - cpuA).toFixed(1)} µs` : '') +
+          (has('meter-quiet') ? `; B with reporting off ${cpu('meter-quiet').toFixed(1)} µs` : ''),
+      )
+      const rpsB = m('meter', (s) => s.rps)
+      console.log(
+        `${fw}: B/A throughput ${(rpsB / m('bare', (s) => s.rps)).toFixed(2)}${rate === undefined ? '' : ` (equal at --rate ${rate})`}; ` +
+          `B p99 − A p99 = ${m('meter', (s) => s.p99) - m('bare', (s) => s.p99)} ms` +
+          (has('official') ? `; B/C throughput ${(rpsB / m('official', (s) => s.rps)).toFixed(0)}×` : ''),
+      )
+    }
+    if (has('bare', 'meter', 'limiter')) {
+      const [cpuA, cpuB, cpuL] = [cpu('bare'), cpu('meter'), cpu('limiter')]
+      console.log(
+        `${fw}: meter vs ${LIMITERS[framework]}: B ${cpuB.toFixed(1)} µs, L ${cpuL.toFixed(1)} µs; over A: ` +
+          `B +${(cpuB - cpuA).toFixed(1)}, L +${(cpuL - cpuA).toFixed(1)} µs (B/L ${(cpuB / cpuL).toFixed(2)})`,
+      )
+    }
+    if (has('meter', 'meter-no-headers')) {
+      const [cpuB, cpuNoHeaders] = [cpu('meter'), cpu('meter-no-headers')]
+      console.log(
+        `${fw}: RateLimit headers ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
+          `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
+      )
+    }
+    if (has('bare-stream', 'meter-stream')) {
+      const [cpuA, cpuB] = [cpu('bare-stream'), cpu('meter-stream')]
+      console.log(
+        `${fw}: streamed body (8 SSE events, usage read when the response is over): AS/BS server CPU ${(cpuA / cpuB).toFixed(2)}, ` +
+          `+${(cpuB - cpuA).toFixed(1)} µs per request (AS ${cpuA.toFixed(1)}, BS ${cpuB.toFixed(1)})`,
+      )
+    }
+    if (has('meter') && Number.isNaN(postsPerSecond))
+      postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * m('meter', (s) => s.rps)) / 1000
   }
-  if (has('meter', 'meter-no-headers')) {
-    const [cpuB, cpuNoHeaders] = [cpu('meter'), cpu('meter-no-headers')]
-    console.log(
-      `RateLimit headers: ${cpuB >= cpuNoHeaders ? '+' : ''}${(cpuB - cpuNoHeaders).toFixed(1)} µs of server CPU per request ` +
-        `(B ${cpuB.toFixed(1)}, B with headers: false ${cpuNoHeaders.toFixed(1)})`,
-    )
-  }
-  if (has('bare-stream', 'meter-stream')) {
-    const [cpuA, cpuB] = [cpu('bare-stream'), cpu('meter-stream')]
-    console.log(
-      `Streamed body (8 SSE events, usage read when the response is over): AS/BS server CPU ${(cpuA / cpuB).toFixed(2)}, ` +
-        `+${(cpuB - cpuA).toFixed(1)} µs per request (AS ${cpuA.toFixed(1)}, BS ${cpuB.toFixed(1)})`,
-    )
-  }
-  if (has('meter')) postsPerSecond = (m('meter', (s) => s.upstream['report POST']) * m('meter', (s) => s.rps)) / 1000
 }
 // Then many distinct customers through B: report POSTs per second and RSS (printed last, it is long).
-const busy = await manyCustomers(memoryCustomers, memoryCheckpoint)
+// On the first selected framework that has its meter (Koa's unless deselected).
+const memoryFramework = frameworks.find((framework) => !missing.includes(framework))
+const busy =
+  memoryFramework === undefined ? undefined : await manyCustomers(memoryFramework, memoryCustomers, memoryCheckpoint)
 await stop(emulator.child)
-console.log(
-  `B report POSTs per second: ${postsPerSecond.toFixed(0)} with ${customers} active customers, ` +
-    `${busy.postsPerSecond.toFixed(0)} with ${memoryCustomers} (budget: reporting.maxPostsPerSecond, default 50)`,
-)
-console.log(
-  `B RSS ${mb(busy.rssStart)} at start, ${mb(busy.rssCheckpoint)} after ${memoryCheckpoint} distinct customers, ` +
-    `${mb(busy.rssEnd)} after ${memoryCustomers} (heap ${mb(busy.heapEnd)} used of ${mb(busy.heapTotalEnd)}, external ${mb(busy.externalEnd)})`,
-)
+if (busy !== undefined) {
+  console.log(
+    `B (${memoryFramework}) report POSTs per second: ${postsPerSecond.toFixed(0)} with ${customers} active customers, ` +
+      `${busy.postsPerSecond.toFixed(0)} with ${memoryCustomers} (budget: reporting.maxPostsPerSecond, default 50)`,
+  )
+  console.log(
+    `B RSS ${mb(busy.rssStart)} at start, ${mb(busy.rssCheckpoint)} after ${memoryCheckpoint} distinct customers, ` +
+      `${mb(busy.rssEnd)} after ${memoryCustomers} (heap ${mb(busy.heapEnd)} used of ${mb(busy.heapTotalEnd)}, external ${mb(busy.externalEnd)})`,
+  )
+}

@@ -1,14 +1,21 @@
-/** One server under test, in its own process (argv: mode, target JSON), answering IPC from run.ts. */
+/** One server under test, in its own process (argv: framework, mode, target JSON), answering IPC from run.ts. */
+import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { writeHeapSnapshot } from 'node:v8'
-import { createServer, type Mode, type PlanshipTarget } from './servers.js'
+import { createServer, type Framework, type Mode, type PlanshipTarget } from './servers/index.js'
 
-const [mode, target] = [process.argv[2] as Mode, JSON.parse(process.argv[3] ?? '{}') as PlanshipTarget]
-const { app, meter } = createServer(mode, target)
-const server = app.listen(0, '127.0.0.1', () => {
+const [framework, mode, target] = [
+  process.argv[2] as Framework,
+  process.argv[3] as Mode,
+  JSON.parse(process.argv[4] ?? '{}') as PlanshipTarget,
+]
+const { handler, meter } = await createServer(framework, mode, target)
+// Every framework's app served the same way: its Node request listener on a plain HTTP server.
+const server = createHttpServer(handler)
+server.keepAliveTimeout = 30_000
+server.listen(0, '127.0.0.1', () => {
   process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port })
 })
-server.keepAliveTimeout = 30_000
 
 export type ServerMessage = { type: 'stats'; gc?: boolean } | { type: 'close' } | { type: 'heap-snapshot' }
 
@@ -34,6 +41,5 @@ process.on('message', async (message: ServerMessage) => {
     heapUsed: memory.heapUsed,
     heapTotal: memory.heapTotal,
     external: memory.external,
-    calls: meter?.planshipCalls(),
   })
 })

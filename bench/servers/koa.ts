@@ -1,28 +1,14 @@
-/** The three servers the benchmark compares, each serving the same small JSON route. */
+/**
+ * The Koa 3 + @koa/router servers of the benchmark: bare, the meter and its diagnostic rows,
+ * koa-ratelimit in memory keyed by customer, the official SDK pattern, streamed bodies.
+ */
 import { Readable } from 'node:stream'
 import Router from '@koa/router'
 import { Planship } from '@planship/fetch'
 import Koa from 'koa'
 import ratelimit from 'koa-ratelimit'
-import { createMeter, type Meter } from '../src/index.js'
-
-/**
- * A bare Koa route; the meter; the meter with reporting off (a diagnostic row); the meter
- * without RateLimit headers (the difference is what they cost); koa-ratelimit with its in-memory
- * driver keyed by customer (a limiter that never leaves the process: the peer anchor); the
- * pattern of Planship's own examples.
- */
-export type Mode =
-  'bare' | 'meter' | 'meter-quiet' | 'meter-no-headers' | 'ratelimit' | 'official' | 'bare-stream' | 'meter-stream'
-
-export interface PlanshipTarget {
-  url: string
-  clientId: string
-  clientSecret: string
-  productSlug: string
-}
-
-const body = () => ({ id: 42, name: 'widget', tags: ['a', 'b'] })
+import { createMeter } from '../../src/index.js'
+import { type BenchServer, body, meterOptions, type Mode, type PlanshipTarget, UNREACHED } from './index.js'
 
 /** A streamed body: 8 SSE events, counted as they are pulled (what a streaming route bills). */
 const STREAM_CHUNKS = 8
@@ -34,7 +20,7 @@ function streamBody(sent: { chunks: number }): Readable {
   )
 }
 
-export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; meter?: Meter } {
+export function createKoaServer(mode: Mode, target: PlanshipTarget): BenchServer {
   const app = new Koa()
   const router = new Router()
   if (mode === 'bare') {
@@ -46,13 +32,13 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
       ctx.type = 'text/event-stream'
       ctx.body = streamBody({ chunks: 0 })
     })
-  } else if (mode === 'ratelimit') {
+  } else if (mode === 'limiter') {
     app.use(
       ratelimit({
         driver: 'memory',
         db: new Map(),
         duration: 60_000,
-        max: 1_000_000_000,
+        max: UNREACHED,
         id: (ctx) => ctx.get('x-customer-id'),
       }),
     )
@@ -61,12 +47,8 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
     })
   } else if (mode === 'meter' || mode === 'meter-quiet' || mode === 'meter-no-headers' || mode === 'meter-stream') {
     const meter = createMeter({
-      productSlug: target.productSlug,
-      planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
+      ...meterOptions(mode, target),
       identify: (ctx) => ctx.get('x-customer-id') || undefined,
-      logger: {},
-      ...(mode === 'meter-quiet' ? { reporting: { flushIntervalMs: 1e9 } } : {}),
-      ...(mode === 'meter-no-headers' ? { headers: false as const } : {}),
     })
     app.use(meter.middleware())
     if (mode === 'meter-stream') {
@@ -84,7 +66,7 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
       })
     }
     app.use(router.routes())
-    return { app, meter }
+    return { handler: app.callback(), meter }
   } else {
     // The pattern of Planship's own examples: read entitlements before, report usage after, every request.
     const planship = new Planship(
@@ -105,5 +87,5 @@ export function createServer(mode: Mode, target: PlanshipTarget): { app: Koa; me
     })
   }
   app.use(router.routes())
-  return { app }
+  return { handler: app.callback() }
 }

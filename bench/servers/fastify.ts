@@ -1,0 +1,46 @@
+/**
+ * The Fastify 5 servers of the benchmark: bare, the meter (./fastify-meter.ts), @fastify/rate-limit in memory keyed by customer.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer as createHttpServer } from 'node:http'
+import rateLimit from '@fastify/rate-limit'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { createFastifyMeterServer } from './fastify-meter.js'
+import { type BenchServer, body, type Mode, type PlanshipTarget, UNREACHED } from './index.js'
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void
+
+/** A Fastify app and its request listener (Fastify hands it to `serverFactory`), usable once ready. */
+export function fastifyApp(): { app: FastifyInstance; handler: () => Listener } {
+  let listener: Listener | undefined
+  const app = Fastify({
+    serverFactory: (handler) => {
+      listener = handler
+      return createHttpServer(handler)
+    },
+  })
+  return {
+    app,
+    handler: () => {
+      if (listener === undefined) throw new Error('bench: Fastify made no server')
+      return listener
+    },
+  }
+}
+
+export async function createFastifyServer(mode: Mode, target: PlanshipTarget): Promise<BenchServer> {
+  if (mode !== 'bare' && mode !== 'limiter') {
+    return createFastifyMeterServer(mode, target)
+  }
+  const { app, handler } = fastifyApp()
+  if (mode === 'limiter') {
+    await app.register(rateLimit, {
+      max: UNREACHED,
+      timeWindow: 60_000,
+      keyGenerator: (request) => String(request.headers['x-customer-id'] ?? ''),
+    })
+  }
+  app.get('/v1/widgets', async () => body())
+  await app.ready()
+  return { handler: handler() }
+}
