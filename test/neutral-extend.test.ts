@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { MeterCore } from '../src/index.js'
+import { createMeter, MemoryUsageStore, type MeterCore, type Reservation, type ReserveRequest } from '../src/index.js'
 import { eachHarness, type Harness, startHarness } from './helpers/harness.js'
 import { tokensFixture } from './helpers/streams.js'
 
@@ -107,5 +107,53 @@ describe('the framework-neutral API: reservations that grow', () => {
       usage: 8,
       over: 3,
     })
+  })
+})
+
+describe('extend() on a store that fails', () => {
+  it('rejects that extend() with the store error, leaves no unhandled rejection, and still settles', async () => {
+    const h = await startHarness({ emulator: { fixture: tokensFixture } })
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      h.emu.createCustomer('broken', 'basic')
+      const config = { aggregationLagMs: 5_000, maxSnapshotAgeMs: 330_000, maxCustomers: 100, maxPendingKeys: 100 }
+      /** A store whose extensions fail, as a shared one can (a user's own UsageStore). */
+      class FailingExtensions extends MemoryUsageStore {
+        override extend(_reservation: Reservation, _request: ReserveRequest): never {
+          throw new Error('store unreachable')
+        }
+      }
+      /** The same, answering later, as a shared store does. */
+      class FailingLater extends MemoryUsageStore {
+        // @ts-expect-error -- a store may answer with a promise; this one's rejects
+        override async extend(): Promise<never> {
+          throw new Error('store unreachable later')
+        }
+      }
+      const store = new FailingExtensions({ ...config, clock: { now: () => Date.now() } })
+      const meter = createMeter({ ...h.options, store })
+      const job = await meter.reserve('broken', 'tokens', { cost: 10 })
+      assert.ok(job.allowed)
+      await assert.rejects(job.extend(10), /store unreachable/)
+      await job.commit()
+      await meter.close()
+      const later = createMeter({
+        ...h.options,
+        store: new FailingLater({ ...config, clock: { now: () => Date.now() } }),
+      })
+      const second = await later.reserve('broken', 'tokens', { cost: 5 })
+      assert.ok(second.allowed)
+      await assert.rejects(second.extend(10), /store unreachable later/)
+      await second.commit()
+      await later.close()
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(unhandled, [])
+      assert.equal(h.emu.recordedUsage({ customerId: 'broken', meteringId: 'tokens' }), 15)
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      await h.close()
+    }
   })
 })

@@ -72,14 +72,22 @@ export class ReservationHold implements MeteredReservation {
       return Promise.reject(new TypeError('planship-meter: extend(units) needs a non-negative integer'))
     if (!this.#open || (this.#response !== undefined && clientGone(this.#response))) return Promise.resolve(false)
     if (this.#reservation === undefined) return Promise.resolve(true)
-    const deciding = this.#gate.extend(this.#decisions, this.#reservation, units, this.#options)
+    let deciding: MaybePromise<boolean>
+    try {
+      deciding = this.#gate.extend(this.#decisions, this.#reservation, units, this.#options)
+    } catch (error) {
+      return Promise.reject(error) // a store that throws: extend() rejects, as it is asynchronous
+    }
     if (!isPromiseLike(deciding)) return Promise.resolve(deciding)
     const extending = Promise.resolve(deciding)
     const all = Promise.all([this.#extending, extending])
     this.#extending = all
-    void all.finally(() => {
+    // Both outcomes handled here: a store that rejects reaches the caller of extend(), never
+    // an unhandled rejection of ours.
+    const done = () => {
       if (this.#extending === all) this.#extending = undefined
-    })
+    }
+    all.then(done, done)
     return extending
   }
 
