@@ -31,10 +31,15 @@ describe('the report budget (reporting.maxPostsPerSecond)', function () {
     const customers = Array.from({ length: 30 }, (_, i) => `budget-${i}@example.com`)
     for (const customer of customers) h.emu.createCustomer(customer, 'pro')
     const app = appWith(meter.consume('api-call')).callback()
+    // Warm-up: every customer's first (cold) request reads Planship, so the first round is slow and
+    // its keys are idle by the next pass; flushed, and its passes not counted.
+    await Promise.all(customers.map((customer) => request(app).post('/').set('x-customer-id', customer).expect(200)))
+    await meter.flush()
+    passes.length = 0
     // Busy: every customer gets a request in each round of concurrent requests, a round every few
     // ms (a key stays busy even when a loaded machine makes a round slow), for a bit over a
     // second and at least 3 passes, 10 s at most.
-    let sent = 0
+    let sent = customers.length
     const busyUntil = Date.now() + 1_200
     const giveUpAt = Date.now() + 10_000
     while ((Date.now() < busyUntil || passes.length < 3) && Date.now() < giveUpAt) {
