@@ -48,6 +48,12 @@ export type MeterEvent =
       usage: number
       over: number
     }
+  /**
+   * A customer's usage of a lever reached `threshold` (a fraction of `limit`, from the `alerts`
+   * option): reserved and reported units, `used` of `limit`. Once per customer × lever ×
+   * threshold × period; with a shared store, once for the whole fleet.
+   */
+  | { type: 'threshold'; customerId: string; lever: string; threshold: number; used: number; limit: number }
   /** A configuration problem found at run time (a metering id that feeds no lever …), once each. */
   | { type: 'misconfiguration'; problem: 'unknown-metering-id'; message: string; meteringId: string }
 

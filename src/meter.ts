@@ -1,6 +1,8 @@
 import { Enforcer } from './enforcement/enforcer.js'
 import { MemoryUsageStore } from './enforcement/memory-store.js'
+import { ThresholdAlerts } from './enforcement/alerts.js'
 import { LeverPeriods } from './enforcement/periods.js'
+import { type CustomerStatus, customerStatus } from './enforcement/status.js'
 import type { UsageStore } from './enforcement/store.js'
 import { PlanshipMeterError } from './errors.js'
 import { eventSink } from './events.js'
@@ -80,16 +82,34 @@ export function createCore<A extends unknown[]>(
       maxCustomers: config.cache.max,
       maxPendingKeys: config.reporting.maxPendingKeys,
       clock,
+      // The customer bound: a forgotten customer's cached Planship data goes with it.
+      forget: (customerId) => enforcer.forget(customerId),
     })
-  const enforcer = new Enforcer({ ...config.cache, client, store, failMode: config.failMode, clock, log, emit })
+  const resets = new LeverPeriods({ client, clock, log })
+  const period = (customerId: string, lever: string) => resets.current(customerId, lever)
+  const alerts =
+    config.alerts === undefined || emit === undefined
+      ? undefined
+      : new ThresholdAlerts({ ...config.alerts, max: config.cache.max, store, period, clock, emit, log })
+  const observe = alerts === undefined ? undefined : alerts.observe.bind(alerts)
+  const enforcer: Enforcer = new Enforcer({
+    ...config.cache,
+    client,
+    store,
+    failMode: config.failMode,
+    clock,
+    log,
+    emit,
+    observe,
+  })
   const reporter = new Reporter({ ...config.reporting, client, store, clock, log, emit })
   telemetry?.observe({ store, breaker: enforcer.breaker, deliveryStats: () => reporter.stats() })
-  const resets = new LeverPeriods({ client, clock, log })
   const decided = decisionSink(telemetry, config.onEvent)
   const { mode, headers, onAbort } = config
   const gate = createGate({ enforcer, emit, decided, mode, headers, resets, clock, onAbort })
   let closed: Promise<CloseResult> | undefined
-  const neutral = createNeutralApi({ gate, enforcer, log, emit, closed: () => closed !== undefined })
+  const status = (customerId: string) => customerStatus({ enforcer, period, clock }, customerId)
+  const neutral = createNeutralApi({ gate, enforcer, log, emit, closed: () => closed !== undefined, status })
 
   const core: MeterCore = {
     ...neutral,
@@ -143,6 +163,8 @@ export interface HttpAdapter<H, C> {
   middleware(): H
   consume(meteringId: string, options?: C): H
   requireFeature(lever: string, options?: FeatureOptions): H
+  /** The identified customer's `status()` as JSON; optional for an adapter, required of a meter. */
+  statusRoute?(): H
 }
 
 /** What a framework adapter is made from. */
@@ -151,6 +173,8 @@ export interface HttpAdapterConfig<A extends unknown[]> {
   onDenied: HttpMeterOptions<A>['onDenied']
   gate: Gate
   log: Log
+  /** The meter's `status()`, for `statusRoute()`. */
+  status: (customerId: string) => Promise<CustomerStatus>
 }
 
 /**
@@ -162,10 +186,10 @@ export interface HttpAdapterConfig<A extends unknown[]> {
 export function createHttpMeter<A extends unknown[], H, C>(
   options: HttpMeterOptions<A>,
   adapt: (config: HttpAdapterConfig<A>) => HttpAdapter<H, C>,
-): MeterCore & HttpAdapter<H, C> {
+): MeterCore & Required<HttpAdapter<H, C>> {
   const { core, gate, config, log } = createCore(options)
   const { identify, onDenied } = config
-  const adapter = identify === undefined ? undefined : adapt({ identify, onDenied, gate, log })
+  const adapter = identify === undefined ? undefined : adapt({ identify, onDenied, gate, log, status: core.status })
   const mount = (mounting: string): HttpAdapter<H, C> => {
     if (adapter === undefined) {
       throw new TypeError(
@@ -180,5 +204,10 @@ export function createHttpMeter<A extends unknown[], H, C>(
     middleware: () => mount('middleware()').middleware(),
     consume: (meteringId, consumeOptions) => mount('consume()').consume(meteringId, consumeOptions),
     requireFeature: (lever, featureOptions) => mount('requireFeature()').requireFeature(lever, featureOptions),
+    statusRoute: () => {
+      const mounted = mount('statusRoute()')
+      if (mounted.statusRoute === undefined) throw new TypeError('planship-meter: this adapter has no statusRoute()')
+      return mounted.statusRoute()
+    },
   }
 }

@@ -1,4 +1,5 @@
 import type { Enforcer } from './enforcement/enforcer.js'
+import type { CustomerStatus } from './enforcement/status.js'
 import { isPromiseLike, type MaybePromise, type Reservation } from './enforcement/store.js'
 import { describe } from './enforcement/enforcer.js'
 import { PlanshipMeterError } from './errors.js'
@@ -56,6 +57,21 @@ export interface NeutralApi {
    * `USAGE_BACKLOG_FULL`) when the usage cannot be kept.
    */
   report(customerId: string, meteringId: string, usage: number, options?: ReportOptions): void
+  /**
+   * The customer's quotas and features as the meter decides them now, for a dashboard: each
+   * metered lever's `limit`, `used` and `remaining` (the largest cost admitted now; `null` when
+   * unlimited), `resetsAt`/`windowSeconds` when known, each feature's `entitled`. Counts usage
+   * reserved and not yet visible in Planship; consumes nothing. Warm, it makes no network call.
+   * Throws a `TypeError` for an id that cannot be sent to Planship; rejects with a
+   * `PlanshipMeterError` when Planship cannot be read and nothing is cached.
+   */
+  status(customerId: string): Promise<CustomerStatus>
+  /**
+   * After a plan change: drops the customer's cached entitlements and usage and reads Planship
+   * again before resolving. With a shared store (Redis), every replica's next decision uses the
+   * new data. Throws a `TypeError` for a bad id; rejects when Planship cannot be read.
+   */
+  refresh(customerId: string): Promise<void>
 }
 
 export interface NeutralConfig {
@@ -64,6 +80,7 @@ export interface NeutralConfig {
   log: Log
   emit: EventSink | undefined
   closed: () => boolean
+  status: (customerId: string) => Promise<CustomerStatus>
 }
 
 function checkId(value: unknown, what: string): string {
@@ -138,6 +155,14 @@ export function createNeutralApi(config: NeutralConfig): NeutralApi {
         throw new TypeError('planship-meter: isEntitled(customerId, lever) needs a non-empty lever slug')
       }
       return (await gate.requireFeature(undefined, customerId, lever, {})).allowed
+    },
+
+    async status(customerId) {
+      return config.status(checkId(customerId, 'the customer id'))
+    },
+
+    async refresh(customerId) {
+      return enforcer.refresh(checkId(customerId, 'the customer id'))
     },
 
     report(customerId, meteringId, usage, options = {}) {

@@ -90,6 +90,17 @@ export interface ReportingOptions {
   closeTimeoutMs?: number
 }
 
+/** Threshold alerts: `onEvent` gets a `threshold` event when a customer's usage of a lever reaches a fraction of its limit. */
+export interface AlertOptions {
+  /**
+   * Fractions of a metered lever's limit, each in (0, 1]: `[0.8, 1]` alerts at 80 % and at
+   * 100 %. Each fires once per customer × lever × period (the subscription period, or the rolling
+   * window), counting reserved and reported units; with a shared store, once for the whole fleet.
+   * Required when `alerts` is given.
+   */
+  thresholds: readonly number[]
+}
+
 /**
  * Options every meter has, whatever the framework: what `createMeter` of `planship-meter/core`
  * takes (a worker's meter, used through `reserve`, `report`, `isEntitled`, `flush`, `close`).
@@ -135,6 +146,8 @@ export interface MeterCoreOptions {
   clock?: Clock
   /** Where reservations and pending usage live. Defaults to an in-memory store. */
   store?: UsageStore
+  /** Threshold alerts, as `threshold` events to `onEvent`. Defaults to none. */
+  alerts?: AlertOptions
 }
 
 /** The `identify` option: the customer id of a request, from the framework's arguments `A`. */
@@ -191,6 +204,8 @@ export interface ResolvedConfig<A extends unknown[]> {
   fetch: typeof fetch | undefined
   clock: Clock
   store: UsageStore | undefined
+  /** Thresholds ascending, without repeats; `undefined` when alerts are off. */
+  alerts: { thresholds: number[] } | undefined
 }
 
 function fail(option: string, expected: string): never {
@@ -219,6 +234,18 @@ function optionalObject<T extends object>(value: T | undefined, option: string):
   if (value === undefined) return {}
   if (value === null || typeof value !== 'object') fail(option, 'an object')
   return value
+}
+
+function resolveAlerts(value: AlertOptions | undefined): { thresholds: number[] } | undefined {
+  if (value === undefined) return undefined
+  const alerts = optionalObject(value, 'alerts')
+  const expected = 'a non-empty array of fractions of the limit, each greater than 0 and at most 1 (e.g. [0.8, 1])'
+  const thresholds = alerts.thresholds
+  if (!Array.isArray(thresholds) || thresholds.length === 0) fail('alerts.thresholds', expected)
+  for (const threshold of thresholds as unknown[]) {
+    if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) fail('alerts.thresholds', expected)
+  }
+  return { thresholds: [...new Set(thresholds)].sort((a, b) => a - b) }
 }
 
 function normalizeBaseUrl(value: string | undefined): string {
@@ -298,5 +325,6 @@ export function resolveConfig<A extends unknown[]>(options: HttpMeterOptions<A>)
     fetch: optionalFunction(options.fetch, 'fetch'),
     clock,
     store: options.store,
+    alerts: resolveAlerts(options.alerts),
   }
 }

@@ -33,6 +33,9 @@ export function createDemoApp(
     },
   )
 
+  // The customer's own quotas, for a dashboard: never metered (GitHub's GET /rate_limit).
+  app.get('/v1/usage', meter.statusRoute())
+
   // Pro feature: CSV export.
   app.get('/v1/export.csv', meter.requireFeature('csv-export'), (_req, res) => {
     res.type('text/csv').send('id,name\n1,Ada\n2,Grace\n')

@@ -31,6 +31,9 @@ export function createDemoApp(planship: Pick<MeterOptions, 'planship' | 'product
     ctx.body = { id: `render-${Date.now()}`, status: 'queued' }
   })
 
+  // The customer's own quotas, for a dashboard: never metered (GitHub's GET /rate_limit).
+  router.get('/v1/usage', meter.statusRoute())
+
   // Pro feature: CSV export.
   router.get('/v1/export.csv', meter.requireFeature('csv-export'), (ctx) => {
     ctx.type = 'text/csv'

@@ -62,6 +62,7 @@ Try it:
   curl -i '${url}/v1/export.csv' -H 'x-customer-id: free-customer'        # 403: csv-export is a pro feature
   curl -i '${url}/v1/export.csv' -H 'x-customer-id: pro-customer'         # 200
   for i in $(seq 6); do curl -s -o /dev/null -w '%{http_code} ' -X POST '${url}/v1/renders' -H 'x-customer-id: free-customer'; done; echo   # 5 per minute, then 429
+  curl -s '${url}/v1/usage' -H 'x-customer-id: free-customer'             # the customer's quotas: limit, used, remaining, resetsAt
   curl -i '${url}/v1/search'                                              # 401: no customer
 ${[...moreToTry(url), ''].join('\n')}${emulator ? `  curl -s '${emulator.url}/_emulator/usage?customer_id=free-customer&metering_id=api-call'   # usage Planship received (flushed every second)\n` : ''}
 Ctrl-C flushes pending usage and exits.`)

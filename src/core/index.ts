@@ -5,6 +5,7 @@
  */
 export { createMeter, type MeterCore } from '../meter.js'
 export type {
+  AlertOptions,
   CacheOptions,
   Clock,
   Denial,
@@ -25,6 +26,13 @@ export type { NeutralApi, ReportOptions, ReserveDecision, ReserveOptions } from 
 export type { MeteredReservation } from '../http/reservation.js'
 export type { AbortPolicy } from '../http/response-end.js'
 export type { DecisionSource } from '../enforcement/enforcer.js'
+export type {
+  AllowanceStatus,
+  CustomerStatus,
+  FeatureLeverStatus,
+  LeverStatus,
+  MeteredLeverStatus,
+} from '../enforcement/status.js'
 export type {
   DiscardReason,
   FleetDeliveryStats,

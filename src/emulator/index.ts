@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { AdminControls } from './admin.js'
 import { createEmulatorApp } from './app.js'
 import { EventFeed } from './event-feed.js'
+import { ThresholdFeed } from './thresholds.js'
 import { RequestCounters } from './counters.js'
 import { FaultInputError, parseFaultConfig, type FaultConfig, type ParsedFaultConfig } from './fault-config.js'
 import { Faults } from './faults.js'
@@ -171,13 +172,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   const clock = new EmulatorClock(options.clock ?? { now: () => Date.now() })
   const feed = new EventFeed()
+  const thresholds = new ThresholdFeed()
   const state: EmulatorState = new EmulatorState(fixture, {
     clock,
     aggregationLagMs: startLagMs,
     tokenTtlSeconds,
     // Shaped only for an open console: reports are the emulator's hottest path (benchmarks, soak).
     onRecord: (record) => {
-      if (feed.size > 0) feed.publish('record', recordView(record, state))
+      if (feed.size === 0) return
+      feed.publish('record', recordView(record, state))
+      for (const crossing of thresholds.crossed(record, state)) feed.publish('threshold', crossing)
     },
   })
   const counters = new RequestCounters()
@@ -190,6 +194,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       // The clock first: the fixture's subscriptions start at the reset time.
       clock.reset()
       state.reset()
+      thresholds.clear()
       counters.reset()
       faults.reset()
       state.aggregationLagMs = startLagMs

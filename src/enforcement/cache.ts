@@ -31,8 +31,11 @@ export interface RefreshingCacheConfig<V> {
   onRefreshError: (key: string, error: unknown) => void
   /** Called once a loaded snapshot is stored, so that what was derived from the previous one can be redone. */
   onStored?: (() => void) | undefined
-  /** Loads through a copy shared with other processes (a shared store), timestamps included. */
-  shared?: ((key: string, load: () => Promise<V>) => Promise<Snapshot<V>>) | undefined
+  /**
+   * Loads through a copy shared with other processes (a shared store), timestamps included.
+   * `force`: the shared copy is not to be used, however young (a refresh after a plan change).
+   */
+  shared?: ((key: string, load: () => Promise<V>, force: boolean) => Promise<Snapshot<V>>) | undefined
 }
 
 /**
@@ -79,12 +82,44 @@ export class RefreshingCache<V> {
     return this.peek(key) ?? { snapshot: await this.#refresh(key), freshness: 'fresh' }
   }
 
-  /** Loads `key` again even when its snapshot is fresh (one load at a time still). */
-  refresh(key: string): Promise<Snapshot<V>> {
-    return this.#refresh(key)
+  /**
+   * Loads `key` again even when its snapshot is fresh (one load at a time still); `fromSource`
+   * skips a shared copy, however young.
+   */
+  refresh(key: string, fromSource = false): Promise<Snapshot<V>> {
+    return this.#refresh(key, fromSource)
   }
 
-  #refresh(key: string): Promise<Snapshot<V>> {
+  /**
+   * Drops `key` and reads it again, from the source (a shared copy is not used): a load already in
+   * flight began before the change being waited for, so its answer is neither kept nor waited for.
+   */
+  reload(key: string): Promise<Snapshot<V>> {
+    this.forget(key, true)
+    this.#failures.delete(key)
+    return this.#refresh(key, true)
+  }
+
+  /**
+   * Drops what is cached for `key`. Without `evenLoading`, a key with a load in flight is kept
+   * (and `false` returned): a decision may be waiting for that load, and must find what it read
+   * still cached (see {@link holds}).
+   */
+  forget(key: string, evenLoading = false): boolean {
+    if (this.#inflight.has(key)) {
+      if (!evenLoading) return false
+      this.#inflight.delete(key) // its answer is dropped when it lands (see #refresh)
+    }
+    this.#lru.delete(key)
+    return true
+  }
+
+  /** Whether `snapshot` is the one cached for `key` now: not forgotten or replaced since it was read. */
+  holds(key: string, snapshot: Snapshot<V>): boolean {
+    return this.#lru.peek(key)?.fresh.snapshot === snapshot
+  }
+
+  #refresh(key: string, force = false): Promise<Snapshot<V>> {
     let pending = this.#inflight.get(key)
     if (pending !== undefined) return pending
     const fetchedAt = this.#config.clock.now()
@@ -93,11 +128,13 @@ export class RefreshingCache<V> {
     if (refusal !== undefined) return Promise.reject(refusal)
     const load = () => this.#config.load(key)
     const loading =
-      this.#config.shared?.(key, load) ??
+      this.#config.shared?.(key, load, force) ??
       load().then((value) => ({ value, fetchedAt, receivedAt: this.#config.clock.now() }))
     pending = loading
       .then(
         (snapshot) => {
+          // Forgotten while loading (a refresh or the customer bound): the answer is not kept.
+          if (this.#inflight.get(key) !== pending) return snapshot
           this.#lru.set(key, { fresh: { snapshot, freshness: 'fresh' }, stale: { snapshot, freshness: 'stale' } })
           this.#config.onStored?.()
           this.#failures.delete(key)
@@ -111,7 +148,9 @@ export class RefreshingCache<V> {
           throw error
         },
       )
-      .finally(() => this.#inflight.delete(key))
+      .finally(() => {
+        if (this.#inflight.get(key) === pending) this.#inflight.delete(key)
+      })
     this.#inflight.set(key, pending)
     return pending
   }

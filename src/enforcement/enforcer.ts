@@ -29,6 +29,8 @@ export interface EnforcerConfig {
   clock: Clock
   log: Log
   emit: EventSink | undefined
+  /** Sees every admission's least room, for threshold alerts; `undefined` when alerts are off. */
+  observe?: ((customerId: string, lever: string, remaining: number, limit: number) => void) | undefined
 }
 
 /**
@@ -75,6 +77,34 @@ export interface ConsumeRequest {
    * of a new one. It settles as one: admitting more does not open another.
    */
   extending?: Reservation | undefined
+  /**
+   * Taken a second time (after another replica's refresh, or to confirm a stale denial): not a
+   * third (clocks of replicas may differ a little).
+   */
+  redecided?: true
+}
+
+/** What `view()` finds for one lever scope (the lever, or one bucket of a per-bucket lever). */
+export interface ScopeView {
+  bucket: string | undefined
+  unlimited: boolean
+  /** What admission sees left (below 0 when overdrawn); 0 when unlimited. */
+  left: number
+  /** Usage the snapshot does not contain yet (reserved, pending, recently delivered). */
+  unseen: number
+  /** The snapshot's remaining allowance. */
+  snapshotRemaining: number
+  /** Used in the cached usage answer, when there is one. */
+  used: number | undefined
+}
+
+export type LeverView =
+  | { lever: string; kind: 'metered'; scopes: ScopeView[] }
+  | { lever: string; kind: 'feature'; value: Entitlements[string] }
+
+export interface CustomerView {
+  source: Freshness
+  levers: LeverView[]
 }
 
 interface PlannedLimits {
@@ -142,7 +172,8 @@ export class Enforcer {
       // With a shared store, one process of the fleet reads Planship per ttlMs, the others its copy.
       shared:
         store.sharedRead &&
-        ((customerId, load) => store.sharedRead!({ customerId, name: 'entitlements' }, config.ttlMs, load)),
+        ((customerId, load, force) =>
+          store.sharedRead!({ customerId, name: 'entitlements' }, force ? 0 : config.ttlMs, load)),
     })
     this.#usage = new RefreshingCache({
       ...common,
@@ -152,9 +183,10 @@ export class Enforcer {
       onStored: () => this.#catalog++,
       shared:
         store.sharedRead &&
-        (async (key, load) => {
+        (async (key, load, force) => {
           const [customerId = '', meteringId = ''] = key.split('\u0000')
-          const snapshot = await store.sharedRead!({ customerId, name: `usage:${meteringId}` }, config.ttlMs, load)
+          const name = `usage:${meteringId}`
+          const snapshot = await store.sharedRead!({ customerId, name }, force ? 0 : config.ttlMs, load)
           this.#learn(meteringId, Object.keys(snapshot.value)) // a copy teaches the levers as a read does
           return snapshot
         }),
@@ -192,6 +224,8 @@ export class Enforcer {
       const denied: Denied = { reason: 'quota', lever: undefined, remaining: 0, limit: 0, cost: request.cost }
       return { allowed: false, source: 'fresh', denied }
     }
+    // Forgotten while it was read (a refresh, the customer bound): decide from what is cached now.
+    if (!this.#entitlements.holds(customerId, entitlements.snapshot)) return this.consume(request)
     return this.#reserve(request, entitlements, levers)
   }
 
@@ -285,6 +319,7 @@ export class Enforcer {
       // An older reading still gives an allowance (a smaller one at worst); none leaves failMode.
       if (!hasOlderUsage) return this.#withoutData(request, error)
     }
+    if (!this.#entitlements.holds(request.customerId, entitlements.snapshot)) return this.consume(request)
     return this.#reserve(request, entitlements, levers, true)
   }
 
@@ -295,10 +330,20 @@ export class Enforcer {
     result: ReserveResult,
   ): MaybePromise<ConsumeDecision> {
     const source = 'local' in result && result.local === true ? 'local' : entitlements.freshness
+    if (
+      result.refreshedAt !== undefined &&
+      result.refreshedAt > entitlements.snapshot.fetchedAt &&
+      request.redecided !== true &&
+      request.extending === undefined
+    )
+      return this.#redecide(request, result)
     if (result.ok) {
       if (request.extending !== undefined) return { allowed: true, source, reservation: result.reservation }
       if (this.#stopped) return this.#closedMeanwhile(result.reservation)
       this.#open++
+      const observed = result.least
+      if (this.#config.observe !== undefined && observed !== undefined)
+        this.#observe(request, entitlements, observed.lever, observed.remaining)
       const least = request.room === true ? result.least : undefined
       if (least === undefined) return { allowed: true, source, reservation: result.reservation }
       let room = plan.room
@@ -313,11 +358,214 @@ export class Enforcer {
       this.backlogRefusals++
       return backlogFull(source)
     }
+    // A stale snapshot saying no waits for the read it started: a rolling window or a renewal may
+    // have given the allowance back while the customer was away (every replica denied its first
+    // request after a quiet spell). At most one wait per customer and ttlMs: the read is shared.
+    if (source === 'stale' && request.redecided !== true && request.extending === undefined)
+      return this.#confirmDenial(request, entitlements, plan, result)
     const limit = this.#limitOf(request, result.lever, entitlements.snapshot)
+    // Used up: the last admission may have been on another replica, or its usage read late.
+    if (this.#config.observe !== undefined && result.remaining === 0)
+      this.#observe(request, entitlements, result.lever, 0)
     return {
       allowed: false,
       source,
       denied: { reason: 'quota', lever: result.lever, remaining: result.remaining, limit, cost: request.cost },
+    }
+  }
+
+  /** Decides again once the customer's entitlements are read; the stale denial stands if they cannot be. */
+  async #confirmDenial(
+    request: ConsumeRequest,
+    entitlements: Cached<Entitlements>,
+    plan: PlannedLimits,
+    result: ReserveResult,
+  ): Promise<ConsumeDecision> {
+    try {
+      await this.#entitlements.refresh(request.customerId)
+    } catch {
+      return this.#decided({ ...request, redecided: true }, entitlements, plan, result)
+    }
+    return this.consume({ ...request, redecided: true })
+  }
+
+  /**
+   * Another replica refreshed the customer after the snapshot this decision used: the decision
+   * is undone and taken again from Planship's new data (read through the shared copy).
+   */
+  async #redecide(request: ConsumeRequest, result: ReserveResult): Promise<ConsumeDecision> {
+    if (result.ok && request.extending === undefined) await this.#config.store.release(result.reservation)
+    this.#drop(request.customerId, true)
+    // From Planship itself: a shared copy could have been overwritten by a read older than the change.
+    await this.#entitlements.reload(request.customerId).catch(() => {}) // else the decision goes by failMode
+    return this.consume({ ...request, redecided: true })
+  }
+
+  /**
+   * Threshold alerts: what is used of `lever` once this decision counts. Its limit is the
+   * snapshot's remaining plus the used of a usage answer read no earlier (an older one, from
+   * before a rolling window moved on or a period renewed, would make it too large). Until there
+   * is one, the observation waits for a read rather than being dropped: a burst of cold requests
+   * is decided before its usage read lands, and dropping those observations missed the crossing.
+   * The first read may be one begun before the entitlements, or a shared copy as old: the second
+   * comes from Planship itself.
+   */
+  #observe(
+    request: ConsumeRequest,
+    entitlements: Cached<Entitlements>,
+    lever: string,
+    remaining: number,
+    reads = 0,
+  ): void {
+    const key = usageKey(request.customerId, request.meteringId)
+    const usage = this.#usage.peek(key, false)
+    if (usage === undefined || usage.snapshot.fetchedAt < entitlements.snapshot.fetchedAt) {
+      if (reads < 2)
+        this.#usage.refresh(key, reads === 1).then(
+          () => this.#observe(request, entitlements, lever, remaining, reads + 1),
+          () => {}, // a failed read leaves this decision unobserved; the next crossing is seen
+        )
+      return
+    }
+    const limit = this.#limitOf(request, lever, entitlements.snapshot, false)
+    if (limit !== undefined && limit > 0) this.#config.observe!(request.customerId, lever, remaining, limit)
+  }
+
+  /**
+   * Drops the customer's cached Planship data (entitlements, and usage of every metering id this
+   * process knows). `evenLoading`: reads in flight are dropped too (their answers are not kept);
+   * otherwise a customer with a read in flight is not forgotten, and `false` is returned.
+   */
+  #drop(customerId: string, evenLoading: boolean): boolean {
+    const keys = [...this.#leversByMeteringId.keys()].map((meteringId) => usageKey(customerId, meteringId))
+    if (!evenLoading && !this.#entitlements.forget(customerId)) return false
+    if (!evenLoading && keys.some((key) => !this.#usage.forget(key))) return false
+    if (evenLoading) this.#entitlements.forget(customerId, true)
+    for (const key of keys) this.#usage.forget(key, true)
+    return true
+  }
+
+  /** The customer bound: the store forgets a customer, and its cached Planship data goes with it. */
+  forget(customerId: string): boolean {
+    return this.#drop(customerId, false)
+  }
+
+  /**
+   * A plan change: the customer's cached entitlements and usage are dropped and read from
+   * Planship again (never from a shared copy) before this resolves; with a shared store, every
+   * replica is told, so that its next decision uses the new data.
+   */
+  async refresh(customerId: string): Promise<void> {
+    const meteringIds = [...this.#leversByMeteringId.keys()]
+    this.#drop(customerId, true)
+    const [entitlements] = await Promise.all([
+      this.#entitlements.reload(customerId),
+      ...meteringIds.map((meteringId) => this.#usage.reload(usageKey(customerId, meteringId))),
+    ])
+    await this.#config.store.markRefreshed?.(customerId, entitlements.fetchedAt)
+  }
+
+  /**
+   * The customer's entitlements and, for each metered lever, what admission sees now: the raw
+   * material of `status()`. Reads Planship only for what is not cached; reserves nothing.
+   */
+  async view(customerId: string): Promise<CustomerView> {
+    let entitlements: Cached<Entitlements>
+    try {
+      entitlements = this.#entitlements.peek(customerId) ?? (await this.#entitlements.get(customerId))
+    } catch (error) {
+      if (isNotFound(error)) return { source: 'fresh', levers: [] } // Planship does not know the customer
+      throw error
+    }
+    const { snapshot } = entitlements
+    const catalog = await this.#meteredLevers()
+    const levers: LeverView[] = []
+    for (const [lever, value] of Object.entries(snapshot.value)) {
+      const meteringIds = catalog.get(lever)
+      if (meteringIds === undefined || meteringIds.length === 0) {
+        levers.push({ lever, kind: 'feature', value })
+        continue
+      }
+      const meteringId = meteringIds[0]!
+      const usage = await this.#cachedUsage(customerId, meteringId, snapshot.fetchedAt)
+      const leverUsage = usage?.[lever]
+      const perBucket = isPerBucket(value)
+      const buckets: (string | undefined)[] = [undefined]
+      if (perBucket) {
+        const seen = Object.keys(value as object).filter((bucket) => bucket !== 'null')
+        const local = (await this.#config.store.bucketsOf?.(customerId, meteringIds)) ?? []
+        for (const bucket of new Set([...seen, ...local])) buckets.push(bucket)
+      }
+      const scopes: ScopeView[] = []
+      for (const bucket of buckets) {
+        let remaining = meteredRemaining(value, bucket)
+        if (remaining === INVALID) break
+        if (remaining === null) remaining = fullBucketAllowance(value as Record<string, number>, leverUsage)
+        const used =
+          leverUsage === undefined
+            ? undefined
+            : perBucket
+              ? (leverUsage.by_bucket[bucket ?? 'null'] ?? 0)
+              : leverUsage.total
+        if (remaining === undefined) {
+          scopes.push({ bucket, unlimited: true, left: 0, unseen: 0, snapshotRemaining: 0, used })
+          continue
+        }
+        const limit: LeverLimit = { lever, remaining, meteringIds, perBucket }
+        const request: ReserveRequest = {
+          customerId,
+          meteringId,
+          bucket,
+          cost: 0,
+          limits: [limit],
+          snapshotAt: snapshot.fetchedAt,
+          receivedAt: snapshot.receivedAt,
+        }
+        const room = (await this.#config.store.available?.(request))?.[0] ?? { lever, left: remaining, unseen: 0 }
+        scopes.push({
+          bucket,
+          unlimited: false,
+          left: room.left,
+          unseen: room.unseen,
+          snapshotRemaining: remaining,
+          used,
+        })
+      }
+      if (scopes.length > 0) levers.push({ lever, kind: 'metered', scopes })
+    }
+    return { source: entitlements.freshness, levers }
+  }
+
+  /**
+   * Usage of the metering id as cached, read again when it is older than `since` (the
+   * entitlements': a limit is their remaining plus this used, so the two must describe about the
+   * same moment); `undefined` when it cannot be read.
+   */
+  async #cachedUsage(
+    customerId: string,
+    meteringId: string,
+    since: number,
+  ): Promise<Record<string, LeverUsage> | undefined> {
+    const key = usageKey(customerId, meteringId)
+    try {
+      const cached = this.#usage.peek(key)
+      if (cached !== undefined && cached.snapshot.fetchedAt >= since) return cached.snapshot.value
+      return (await this.#usage.refresh(key)).value
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Metered levers of the product and the metering ids feeding each: read once, else what decisions taught. */
+  async #meteredLevers(): Promise<ReadonlyMap<string, readonly string[]>> {
+    try {
+      const byId = await this.#config.client.meteringIds()
+      const byLever = new Map<string, string[]>()
+      for (const [meteringId, levers] of byId)
+        for (const lever of levers) byLever.set(lever, [...(byLever.get(lever) ?? []), meteringId])
+      return byLever
+    } catch {
+      return this.#meteringIdsByLever
     }
   }
 

@@ -1,6 +1,7 @@
 import type { Clock } from '../types.js'
 import type {
   LeverLimit,
+  LimitRoom,
   PendingReport,
   Reservation,
   ReserveRequest,
@@ -16,11 +17,19 @@ export interface MemoryUsageStoreConfig {
   /** How old a snapshot can be and still be used, in ms (cache ttl + max stale). */
   maxSnapshotAgeMs: number
   /**
-   * Most customers kept with only acknowledged usage (the entitlements cache's `max`): past it
-   * the least recently active are forgotten, as their cached entitlements are too. Customers
-   * with usage reserved, pending, in flight, or acknowledged within the aggregation lag are kept.
+   * Most customers kept (the entitlements cache's `max`): past it the least recently active are
+   * forgotten, together with their cached Planship data (`forget`). Customers with usage
+   * reserved, pending, in flight, or acknowledged within the aggregation lag are kept (and
+   * counted) until it is delivered and visible in Planship's numbers.
    */
   maxCustomers: number
+  /**
+   * Drops what is cached of the customer's Planship data (entitlements, usage), so that its next
+   * decision reads Planship again; `false` when it cannot now (a read in flight), and the
+   * customer is kept. Without it, a customer's acknowledged usage is kept as long as a cached
+   * snapshot may lack it (`maxSnapshotAgeMs`).
+   */
+  forget?: ((customerId: string) => boolean) | undefined
   /**
    * Most keys (customer × metering id × bucket) with usage not yet delivered. Aggregation keeps
    * this small even in a long outage; past it, a request that would add a key is refused
@@ -168,6 +177,41 @@ export class MemoryUsageStore implements UsageStore {
         least = { lever: limit.lever, remaining: left - request.cost }
     }
     return least
+  }
+
+  /**
+   * What admission sees for each limit, without reserving: the units left after this process's
+   * usage that the snapshot lacks (`left`, below 0 when overdrawn), and that usage (`unseen`).
+   * Reconciles as a decision does, so it answers exactly what `reserve` would check.
+   */
+  available(request: ReserveRequest): LimitRoom[] {
+    const customer = this.#customers.get(request.customerId)
+    const receivedAt = request.receivedAt ?? request.snapshotAt
+    return request.limits.map((limit) => {
+      if (customer === undefined) return { lever: limit.lever, left: limit.remaining, unseen: 0 }
+      const view = this.#reconcile(customer, limit, request, receivedAt)
+      const unseen = localUsage(customer, limit, request.bucket, view, this.#config.aggregationLagMs)
+      return { lever: limit.lever, left: view.remaining - unseen, unseen }
+    })
+  }
+
+  /**
+   * The customer's Planship data changed (a refresh): what was learned by comparing its snapshots
+   * is dropped, and the next snapshot starts afresh (usage acknowledged within the aggregation lag
+   * of it counts again, as for a first snapshot). Its snapshot may carry the same clock time as
+   * the one before (a fast refresh, a coarse clock), which reconciliation would otherwise ignore.
+   */
+  async markRefreshed(customerId: string): Promise<void> {
+    this.#customers.get(customerId)?.views.clear()
+  }
+
+  /** Buckets of `meteringIds` the customer has local usage in (reserved, pending or in flight). */
+  bucketsOf(customerId: string, meteringIds: readonly string[]): string[] {
+    const buckets = new Set<string>()
+    for (const cell of this.#customers.get(customerId)?.cellList ?? []) {
+      if (cell.key.bucket !== undefined && meteringIds.includes(cell.key.meteringId)) buckets.add(cell.key.bucket)
+    }
+    return [...buckets]
   }
 
   release(reservation: Reservation): void {
@@ -343,15 +387,26 @@ export class MemoryUsageStore implements UsageStore {
   /**
    * Forgets the least recently active customers that have nothing left to send. Looks at a few
    * of the oldest only, so a backlog of pending usage never makes this slow.
+   *
+   * A customer is forgotten with its cached snapshots, never alone: its acknowledged usage counts
+   * against snapshots older than it, and only a snapshot read after the aggregation lag is sure
+   * to contain it. Once the snapshots are dropped (`forget`), the next decision reads Planship
+   * anew, so usage acknowledged before `now − lag` is needed no more. (The reverted attempt
+   * pruned that usage and kept the old snapshot: a customer at 10 of 20 got 11 more.)
    */
   #forgetOldest(keep: number): void {
-    // Usage Planship acknowledged within the lag may be missing from any snapshot: keep it.
-    const visibleBefore = this.#config.clock.now() - this.#config.aggregationLagMs
+    const forget = this.#config.forget
+    // Without dropping snapshots, acknowledged usage is needed for as long as a snapshot lives.
+    const horizon = forget === undefined ? this.#config.maxSnapshotAgeMs : 0
+    const visibleBefore = this.#config.clock.now() - this.#config.aggregationLagMs - horizon
     let looked = 0
     for (const [customerId, customer] of this.#customers) {
       if (this.#customers.size <= keep || ++looked > FORGET_SCAN) return
-      pruneAcked(customer, visibleBefore)
-      if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
+      if (customer.cellList.length > 0) continue // usage reserved, pending or in flight: counted until delivered
+      const newest = customer.acked[customer.acked.length - 1]
+      if (newest !== undefined && newest.at > visibleBefore) continue // not surely in Planship's numbers yet
+      if (forget !== undefined && !forget(customerId)) continue
+      this.#customers.delete(customerId)
     }
   }
 

@@ -10,6 +10,13 @@ type Period =
   /** `reset`: the same for every customer and response, built once. */
   { kind: 'window'; seconds: number; reset: Reset } | { kind: 'subscription' } | { kind: 'none' }
 
+/** A lever's current period for one customer (see {@link LeverPeriods.current}). */
+export interface CurrentPeriod {
+  id: string
+  endsAt: number | undefined
+  reset: Reset | undefined
+}
+
 /** How long what was learned about a lever (or a customer's renewal) is kept before it is read again. */
 const RELEARN_MS = 600_000
 /** After a failed read, how long before trying again. */
@@ -33,7 +40,11 @@ export class LeverPeriods {
   readonly #config: LeverPeriodsConfig
   /** Product-level and small: a plain Map (cleared past MAX_LEVERS), cheaper than an LRU on every response. */
   readonly #levers = new Map<string, { period: Period | undefined; until: number; first?: Promise<void> }>()
-  readonly #renewals = new LRUCache<string, { renewAt: number | undefined; until: number }>({ max: MAX_CUSTOMERS })
+  readonly #renewals = new LRUCache<string, { renewAt: number | undefined; until: number; reading?: Promise<unknown> }>(
+    {
+      max: MAX_CUSTOMERS,
+    },
+  )
 
   constructor(config: LeverPeriodsConfig) {
     this.#config = config
@@ -49,6 +60,32 @@ export class LeverPeriods {
     if ((renewal === undefined || renewal.until <= now) && learn) this.#learnRenewal(customerId, now)
     if (renewal?.renewAt === undefined || renewal.renewAt <= now) return undefined
     return { resetSeconds: Math.ceil((renewal.renewAt - now) / 1000) }
+  }
+
+  /**
+   * The lever's current period for the customer, reading what is not cached first (off the
+   * request path: `status()`, threshold alerts). `id` is the same on every replica for one period:
+   * the renewal time, the window's length (a window from now), or `'all'` when the lever never resets (or it is not
+   * known when); `endsAt` is when the period ends, when known.
+   */
+  async current(customerId: string, lever: string): Promise<CurrentPeriod> {
+    await this.learning(lever)
+    const now = this.#config.clock.now()
+    const period = this.#period(lever, now)
+    // A rolling window has no boundaries: one "period" is a window from now, so an alert claimed
+    // now is not sent again within the window. (Windows aligned on the epoch sent a burst's
+    // alerts twice when the burst straddled a boundary.)
+    if (period?.kind === 'window')
+      return { id: `w${period.seconds}`, endsAt: now + period.seconds * 1000, reset: period.reset }
+    if (period?.kind === 'subscription') {
+      const renewal = this.#renewals.get(customerId)
+      if (renewal === undefined || renewal.until <= now) await this.#learnRenewal(customerId, now)
+      else if (renewal.reading !== undefined) await renewal.reading // another lever of the customer asked first
+      const renewAt = this.#renewals.get(customerId)?.renewAt
+      if (renewAt !== undefined && renewAt > now)
+        return { id: `s${renewAt}`, endsAt: renewAt, reset: { resetSeconds: Math.ceil((renewAt - now) / 1000) } }
+    }
+    return { id: 'all', endsAt: undefined, reset: undefined }
   }
 
   /**
@@ -80,10 +117,9 @@ export class LeverPeriods {
     return known?.period
   }
 
-  #learnRenewal(customerId: string, now: number): void {
+  #learnRenewal(customerId: string, now: number): Promise<unknown> {
     const known = this.#renewals.get(customerId)
-    this.#renewals.set(customerId, { renewAt: known?.renewAt, until: now + RETRY_MS })
-    this.#config.client.listSubscriptions(customerId).then(
+    const reading = this.#config.client.listSubscriptions(customerId).then(
       (subscriptions) =>
         this.#renewals.set(customerId, {
           renewAt: earliestRenewal(subscriptions),
@@ -91,6 +127,8 @@ export class LeverPeriods {
         }),
       (error: unknown) => this.#failed('subscriptions', error),
     )
+    this.#renewals.set(customerId, { renewAt: known?.renewAt, until: now + RETRY_MS, reading })
+    return reading
   }
 
   #failed(key: string, error: unknown): void {

@@ -68,6 +68,23 @@ export interface UsageStore {
    * fetched. Without this method every process reads Planship for itself.
    */
   sharedRead?<V>(key: SharedReadKey, ttlMs: number, load: () => Promise<V>): Promise<SharedSnapshot<V>>
+  /**
+   * What admission would see for each of `request.limits`, reserving nothing (`status()`); the
+   * reconciled view `reserve` checks. Without it, status counts the snapshot alone.
+   */
+  available?(request: ReserveRequest): MaybePromise<LimitRoom[]>
+  /** Buckets of these metering ids the customer has usage in that Planship may not show yet. Optional. */
+  bucketsOf?(customerId: string, meteringIds: readonly string[]): MaybePromise<string[]>
+  /**
+   * Tells every process sharing the store that the customer's Planship data changed at `at`
+   * (the new snapshot's fetch time): a snapshot older than that is not to be decided from.
+   */
+  markRefreshed?(customerId: string, at: number): Promise<void>
+  /**
+   * Whether this process is the first of the fleet to claim `key` (a threshold alert), for
+   * `ttlMs`. Without it, the meter dedupes in its own memory.
+   */
+  claimOnce?(customerId: string, key: string, ttlMs: number): Promise<boolean>
   /** Keys (customer × metering id × bucket) with units pending or being sent, for metrics. Optional. */
   pendingKeys?(): MaybePromise<number>
 }
@@ -159,6 +176,15 @@ export interface ReserveRequest extends UsageKey {
   receivedAt?: number
 }
 
+/** One limit as admission sees it now (see {@link UsageStore.available}). */
+export interface LimitRoom {
+  lever: string
+  /** The snapshot's remaining allowance less `unseen`; below 0 when overdrawn. */
+  left: number
+  /** Usage reserved, pending or recently delivered that the snapshot does not contain. */
+  unseen: number
+}
+
 export interface Reservation extends UsageKey {
   cost: number
 }
@@ -174,10 +200,18 @@ export type ReserveResult =
       /** The limit with the least room once this reservation is made (for RateLimit headers); optional for a store. */
       least?: { lever: string; remaining: number }
       local?: true
+      /** The customer's Planship data changed at this time (a refresh, on any replica); see `markRefreshed`. */
+      refreshedAt?: number
     }
-  | { ok: false; lever: string; /** Units left after local usage. */ remaining: number; local?: true }
+  | {
+      ok: false
+      lever: string
+      /** Units left after local usage. */ remaining: number
+      local?: true
+      refreshedAt?: number
+    }
   /** Too much usage is waiting to be delivered to take a new key: the request is refused. */
-  | { ok: false; backlog: true }
+  | { ok: false; backlog: true; refreshedAt?: undefined }
 
 export interface PendingReport extends UsageKey {
   usage: number

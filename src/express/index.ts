@@ -21,6 +21,11 @@ export interface ExpressMeter extends MeterCore {
   consume(meteringId: string, options?: ConsumeOptions): PlanshipHandler
   /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
   requireFeature(lever: string, options?: FeatureOptions): PlanshipHandler
+  /**
+   * The identified customer's `status()` as JSON (200), for a usage page: never metered, nothing
+   * of another customer; 401 without a customer.
+   */
+  statusRoute(): PlanshipHandler
 }
 
 /**

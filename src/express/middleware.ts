@@ -9,6 +9,8 @@ import { ReservationHold } from '../http/reservation.js'
 import { clientGone, settleAt, settleWhenOver } from '../http/response-end.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import { type PlanshipRequestState, requestState } from '../http/state.js'
+import { STATUS_HEADERS, statusAnswer } from '../http/status-route.js'
+import type { CustomerStatus } from '../enforcement/status.js'
 import type { Log } from '../log.js'
 import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipLocals } from './state.js'
@@ -29,6 +31,7 @@ export interface ExpressAdapterConfig {
   onDenied: HttpMeterOptions<ExpressArgs>['onDenied']
   gate: Gate
   log: Log
+  status: (customerId: string) => Promise<CustomerStatus>
 }
 
 type Denied = Extract<Verdict, { allowed: false }>
@@ -122,6 +125,15 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
     }
   }
 
+  /** The identified customer's status, or the denial that stands for it (401, 503). */
+  async function answerStatus(req: Request, res: Res): Promise<void> {
+    const identifying = identify(req, res)
+    const state = isPromiseLike(identifying) ? await identifying : identifying
+    const answer = await statusAnswer(state, config.status)
+    if (!answer.allowed) return deny(req, res, answer)
+    res.status(200).set(STATUS_HEADERS).json(answer.body)
+  }
+
   function denied(req: Request, res: Res, next: Next, verdict: Denied): void {
     deny(req, res, verdict).catch(next)
   }
@@ -202,6 +214,14 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
       const decide = (req: Request, res: Res, next: Next, state: PlanshipRequestState) =>
         withVerdict(req, res, next, gate.feature(state, lever, options), pass)
       return routeLayer(decide)
+    },
+
+    /** Answers with the identified customer's status (a route's end: `next` is not called). */
+    statusRoute(): PlanshipHandler {
+      return function planshipStatus(req, res, next) {
+        checkFramework(req, res as Res)
+        answerStatus(req, res as Res).catch(next)
+      }
     },
   }
 }

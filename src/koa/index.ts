@@ -25,6 +25,11 @@ export interface Meter extends MeterCore {
   consume(meteringId: string, options?: ConsumeOptions): Middleware<PlanshipState>
   /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
   requireFeature(lever: string, options?: FeatureOptions): Middleware<PlanshipState>
+  /**
+   * The identified customer's `status()` as JSON (200), for a usage page: never metered, nothing
+   * of another customer; 401 without a customer. Mount it after `middleware()` or on its own.
+   */
+  statusRoute(): Middleware<PlanshipState>
 }
 
 /**

@@ -8,6 +8,8 @@ import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validat
 import { ReservationHold } from '../http/reservation.js'
 import { clientGone, settleAt, settleWhenOver } from '../http/response-end.js'
 import { type PlanshipRequestState, requestState } from '../http/state.js'
+import { STATUS_HEADERS, statusAnswer } from '../http/status-route.js'
+import type { CustomerStatus } from '../enforcement/status.js'
 import type { Log } from '../log.js'
 import type { HttpMeterOptions, Identify } from '../options.js'
 import type { PlanshipState } from './state.js'
@@ -21,6 +23,7 @@ export interface KoaAdapterConfig {
   onDenied: HttpMeterOptions<[ctx: Context]>['onDenied']
   gate: Gate
   log: Log
+  status: (customerId: string) => Promise<CustomerStatus>
 }
 
 type Ctx = Context & { state: Partial<PlanshipState> }
@@ -150,6 +153,19 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
         const verdict = isPromiseLike(deciding) ? await deciding : deciding
         if (!verdict.allowed) return deny(ctx, verdict)
         return next()
+      }
+    },
+
+    /** Answers with the identified customer's status (a route's end: `next` is not called). */
+    statusRoute(): Middleware<PlanshipState> {
+      return async function planshipStatus(ctx: Ctx) {
+        const identifying = identify(ctx)
+        const state = isPromiseLike(identifying) ? await identifying : identifying
+        const answer = await statusAnswer(state, config.status)
+        if (!answer.allowed) return deny(ctx, answer)
+        ctx.status = 200
+        ctx.set(STATUS_HEADERS)
+        ctx.body = answer.body
       }
     },
   }

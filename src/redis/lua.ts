@@ -10,7 +10,7 @@ import type { ReserveRequest } from '../enforcement/store.js'
  * is the meter's clock (snapshots, acknowledgements: the same clock as in one process);
  * `rnow` is Redis's own (reservation and send-lease expiry: one clock judges every replica).
  */
-const PRELUDE = `
+export const PRELUDE = `
 local key = KEYS[1]
 local A = cjson.decode(ARGV[1])
 local t = redis.call('TIME')
@@ -95,7 +95,7 @@ end
 `
 
 /** The reconciliation of acknowledged usage with snapshots: `memory-store.ts`, in Lua. */
-const RECONCILE = `
+export const RECONCILE = `
 local function feeds(lim, m, b, bucket)
   return lim.set[m] == true and ((not lim.pb) or b == bucket)
 end
@@ -224,16 +224,19 @@ local function leverSet(lim)
 end
 
 local function refusal(units)
+  -- Admitted: the lever with the least room once the units are reserved (threshold alerts, headers).
+  local least = nil
   for _, lim in ipairs(A.lims) do
     leverSet(lim)
     local v = reconcile(lim)
     local left = v.rem - localUsage(lim, v)
     -- left <= 0 also refuses a zero cost: a used-up (or 0, "no access") lever admits nothing.
     if left < units or left <= 0 then
-      return { ok = false, lever = lim.l, remaining = math.max(0, left) }
+      return { ok = false, lever = lim.l, remaining = math.max(0, left) }, nil
     end
+    if least == nil or left - units < least.remaining then least = { lever = lim.l, remaining = left - units } end
   end
-  return nil
+  return nil, least
 end
 
 -- Adds units to reservation A.id (made anew if need be) and holds it for A.ttl ms of Redis time.
@@ -256,14 +259,14 @@ const RESERVE = `
 if S == nil then S = fresh() end
 sweep()
 if S.res[A.id] ~= nil then return cjson.encode({ ok = true, ep = S.ep }) end
-local refused = refusal(A.cost)
+local refused, least = refusal(A.cost)
 if refused ~= nil then
   save()
   return cjson.encode(refused)
 end
 hold(A.cost)
 save()
-return cjson.encode({ ok = true, ep = S.ep })
+return cjson.encode({ ok = true, ep = S.ep, least = least })
 `
 
 /**

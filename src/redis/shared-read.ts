@@ -24,8 +24,11 @@ export async function sharedRead<V>(
   const { clock } = ctx
   const copyKey = redis.keys.copy(tagOf(key.customerId), key.name)
   const lockMs = ctx.planshipTimeoutMs + 1_000
-  const fresh = (copy: SharedSnapshot<V> | undefined): boolean =>
-    copy !== undefined && clock.now() - copy.fetchedAt < ttlMs
+  // Fresh as of the asking, not of each look: a waiter's copy may come later than ttlMs after a
+  // slow read began (a short ttl under load), and waiting the whole lock for a younger one let a
+  // burst's decisions fall out of the window they were made for.
+  const askedAt = clock.now()
+  const fresh = (copy: SharedSnapshot<V> | undefined): boolean => copy !== undefined && askedAt - copy.fetchedAt < ttlMs
   const read = async (): Promise<SharedSnapshot<V> | undefined> => {
     const raw = await redis.call(redis.client.get(copyKey), 'GET')
     return raw === null ? undefined : (JSON.parse(raw) as SharedSnapshot<V>)
@@ -46,6 +49,8 @@ export async function sharedRead<V>(
     await redis.call(writes.exec(), 'SET').catch(() => {})
     return snapshot
   }
+  // A read that must come from Planship itself (a refresh): no copy, not even one in flight, will do.
+  if (ttlMs <= 0) return own(false)
   let copy: SharedSnapshot<V> | undefined
   let lock: 'won' | 'taken' | 'none' = 'none'
   try {

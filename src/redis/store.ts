@@ -4,6 +4,7 @@ import { MemoryUsageStore } from '../enforcement/memory-store.js'
 import type {
   DiscardReason,
   FleetDeliveryStats,
+  LimitRoom,
   PendingReport,
   Reservation,
   ReserveRequest,
@@ -20,6 +21,9 @@ import { tagOf } from './keys.js'
 import { Leases } from './lease.js'
 import { checkArgs } from './lua.js'
 import { sharedRead } from './shared-read.js'
+import { claimOnce } from './alerts.js'
+import { markRefreshed, readRefreshed } from './refresh.js'
+import { available } from './status.js'
 import { type RedisUsageStoreOptions, type ResolvedRedisOptions, resolveRedisOptions } from './options.js'
 /** Every this many background passes, the whole index is swept, not only the `due` hint. */
 const FULL_SWEEP_EVERY = 10
@@ -181,6 +185,8 @@ export class RedisUsageStore implements UsageStore {
     }
     const tag = tagOf(request.customerId)
     const id = this.#nextId()
+    // Sent first, answered in the same round trip as the script (see refresh.ts).
+    const refreshed = readRefreshed(this.#redis!, tag)
     try {
       await this.#redis!.ensureIndexed(tag)
       const answer = await this.#redis!.run<CheckAnswer>('planshipMeterReserve', tag, {
@@ -190,7 +196,8 @@ export class RedisUsageStore implements UsageStore {
         ttl: this.#options.reservationTtlMs,
         ...this.#common(ctx),
       })
-      if (!answer.ok) return refusal(answer)
+      const refreshedAt = await refreshed
+      if (!answer.ok) return { ok: false, lever: answer.lever ?? '', remaining: answer.remaining ?? 0, refreshedAt }
       const { customerId, meteringId, bucket, cost } = request
       const reservation: Reservation = { customerId, meteringId, bucket, cost }
       const key = { customerId, meteringId, bucket }
@@ -207,7 +214,7 @@ export class RedisUsageStore implements UsageStore {
       }
       this.#remote.set(reservation, hold)
       this.#list(hold)
-      return { ok: true, reservation }
+      return { ok: true, reservation, refreshedAt, ...(answer.least !== undefined && { least: answer.least }) }
     } catch (error) {
       // It may still run later: the release makes sure its units come back before the TTL.
       this.#replay.push({ kind: 'release', tag, id })
@@ -474,6 +481,30 @@ export class RedisUsageStore implements UsageStore {
   /** One Planship read per customer per `ttlMs` for the whole fleet (see shared-read.ts). */
   sharedRead<V>(key: SharedReadKey, ttlMs: number, load: () => Promise<V>): Promise<SharedSnapshot<V>> {
     return sharedRead(this.#redis!, this.#bound(), this.#rid, key, ttlMs, load)
+  }
+
+  /** What the fleet's state says admission sees, reserving nothing (see status.ts). */
+  async available(request: ReserveRequest): Promise<LimitRoom[]> {
+    const ctx = this.#bound()
+    if (!this.#shared()) return this.#local!.available(request)
+    try {
+      return await available(this.#redis!, request, this.#common(ctx))
+    } catch (error) {
+      this.#toLocal(error)
+      return this.#local!.available(request)
+    }
+  }
+
+  /** Every replica's next shared decision sees the change (see refresh.ts). */
+  async markRefreshed(customerId: string, at: number): Promise<void> {
+    await this.#local?.markRefreshed(customerId)
+    await markRefreshed(this.#redis!, this.#bound(), customerId, at)
+  }
+
+  /** Once per fleet and period (see alerts.ts); rejects when Redis cannot say. */
+  claimOnce(customerId: string, id: string, ttlMs: number): Promise<boolean> {
+    this.#bound()
+    return claimOnce(this.#redis!, customerId, id, ttlMs)
   }
 
   fleetDeliveryStats(): FleetDeliveryStats | undefined {
@@ -765,6 +796,8 @@ interface CheckAnswer {
   ep?: string
   lever?: string
   remaining?: number
+  /** The lever with the least room once the units are reserved (threshold alerts, headers). */
+  least?: { lever: string; remaining: number }
 }
 
 /**

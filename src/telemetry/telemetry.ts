@@ -101,7 +101,10 @@ export function createTelemetry(): Telemetry | undefined {
       '{fallback}',
     ),
   )
-  const tallies = [decisions, denials, admitted, reported, dropped, overage, reports, fallbacks]
+  const alerts = new Tally(
+    counter('planship_meter.alerts', 'Threshold alerts sent, by lever and threshold (once per period)', '{alert}'),
+  )
+  const tallies = [decisions, denials, admitted, reported, dropped, overage, reports, fallbacks, alerts]
   const duplicated = counter(
     'planship_meter.units.possibly_duplicated',
     'Usage units sent again after an attempt that may have been applied (at-least-once)',
@@ -204,6 +207,15 @@ export function createTelemetry(): Telemetry | undefined {
         case 'store':
           if (event.state === 'local') fallbacks.add(1, '', () => ({}))
           return
+        case 'threshold': {
+          // By lever and threshold only: never a customer id as an attribute.
+          const { lever, threshold } = event
+          alerts.add(1, `${lever}\u0000${threshold}`, () => ({
+            'planship_meter.lever': lever,
+            'planship_meter.alert.threshold': threshold,
+          }))
+          return
+        }
         case 'error':
           return
       }

@@ -148,6 +148,25 @@ describe('emulator console in a browser', function () {
     await meter('free-customer', 'api-calls').locator('span[style*="width: 37%"]').waitFor()
   })
 
+  it('shows a threshold crossing (80 % of a limit) in the live feed, once', async () => {
+    const planship = new Planship(
+      'acme-api',
+      { clientId: 'demo-client-id', clientSecret: 'demo-client-secret' },
+      { baseUrl: demo!.emulatorUrl },
+    )
+    // 37 api calls so far (the test above): 45 more make 82 of 100, past 80 %.
+    await planship.reportUsage('free-customer', 'api-call', 45)
+    await planship.reportUsage('free-customer', 'api-call', 1)
+    // (The renders of the test above already made one: 4 of 5 renders a minute.)
+    const row = page.locator('#feed li.threshold[data-threshold="api-calls 0.8"]')
+    await row.waitFor()
+    assert.equal(await row.locator('.feed-threshold').textContent(), '80 %')
+    assert.equal(await row.locator('.feed-lever').textContent(), 'api-calls')
+    assert.equal(await row.locator('.feed-customer').textContent(), 'free-customer')
+    assert.equal(await row.locator('.feed-usage').textContent(), '82 / 100')
+    assert.equal(await page.locator('#feed li.threshold[data-threshold^="api-calls"]').count(), 1, 'once')
+  })
+
   it('creates a customer on a plan from the form', async () => {
     await page.fill('#new-alternative-id', 'cold@example.com')
     await page.selectOption('#new-plan', 'acme-api/pro')

@@ -10,6 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Planship } from '@planship/fetch'
 
 /** Put on the line right before a ```ts block that is a fragment, not a file to run. */
 export const FRAGMENT_MARKER = '<!-- snippet: fragment -->'
@@ -189,6 +190,34 @@ export const drivers: Record<string, SnippetDriver> = {
       for (let i = 0; i < 2; i++) assert.equal((await post(`${app}/v1/search`, customer)).status, 200)
       return [[customer, 'api-call', 2]]
     },
+  },
+  'Quotas customers can see and change': {
+    async serve({ app, emulator }) {
+      const customer = await newCustomer(emulator, 'free')
+      for (let i = 0; i < 80; i++) assert.equal((await get(`${app}/v1/search`, customer)).status, 200)
+      const status = (await (await get(`${app}/v1/usage`, customer)).json()) as {
+        customerId: string
+        levers: Record<string, { limit: number; used: number; remaining: number }>
+      }
+      assert.equal(status.customerId, customer)
+      assert.deepEqual(
+        [status.levers['api-calls']!.limit, status.levers['api-calls']!.used, status.levers['api-calls']!.remaining],
+        [100, 80, 20],
+      )
+      assert.equal((await fetch(`${app}/v1/usage`)).status, 401)
+      // The upgrade, as the app's billing flow makes it: through Planship's API.
+      const planship = new Planship(
+        'acme-api',
+        { clientId: 'demo-client-id', clientSecret: 'demo-client-secret' },
+        { baseUrl: emulator },
+      )
+      const [subscription] = await planship.listSubscriptions(customer, 'acme-api')
+      await planship.changeSubscriptionPlan(customer, subscription!.subscriptionId, 'pro')
+      const changed = await post(`${app}/hooks/plan-changed`, customer)
+      assert.equal(((await changed.json()) as { limit: number }).limit, 10_000)
+      return [[customer, 'api-call', 80]]
+    },
+    output: /e-mail readme-[\w-]+: 80 % of api-calls used \(80 of 100\)/,
   },
   'Testing your app with the emulator': { output: /token: 1/ },
   'Metrics and traces': {

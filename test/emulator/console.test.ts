@@ -164,6 +164,37 @@ describe('emulator console', () => {
   })
 })
 
+describe('emulator console: threshold crossings', () => {
+  it('streams a crossing of 80 % and of 100 % of a limit once per period', async () => {
+    const emu = await startEmulator()
+    try {
+      const stream = await fetch(`${emu.url}/_emulator/events`)
+      const events = readEvents(
+        stream,
+        (e) => e.event === 'threshold' && (e.data as { threshold: number }).threshold === 1,
+      )
+      const planship = sdk(emu)
+      await planship.reportUsage('free-customer', 'api-call', 79)
+      await planship.reportUsage('free-customer', 'api-call', 1)
+      await planship.reportUsage('free-customer', 'api-call', 5)
+      await planship.reportUsage('free-customer', 'api-call', 15)
+      const crossings = (await events).filter((e) => e.event === 'threshold').map((e) => e.data)
+      assert.deepEqual(
+        crossings.map((c) => {
+          const { alternative_id, lever, threshold, used, limit } = c as Record<string, unknown>
+          return [alternative_id, lever, threshold, used, limit]
+        }),
+        [
+          ['free-customer', 'api-calls', 0.8, 80, 100],
+          ['free-customer', 'api-calls', 1, 100, 100],
+        ],
+      )
+    } finally {
+      await emu.close()
+    }
+  })
+})
+
 describe('emulator console and close', () => {
   it('close() ends open event streams instead of waiting for them', async () => {
     const emu = await startEmulator()

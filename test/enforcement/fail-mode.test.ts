@@ -85,6 +85,31 @@ describe('decisions when Planship is down', () => {
     )
   })
 
+  it('confirms a denial from stale data with a fresh read: a window that moved on gives the allowance back at once', async () => {
+    const clock = manualClock()
+    h.emu.createCustomer('back-from-a-break', 'free')
+    const meter = createMeter({ ...h.options, clock, cache: { ttlMs: 1_000 } })
+    const render = () => meter.reserve('back-from-a-break', 'render')
+    try {
+      for (let i = 0; i < 5; i++) {
+        const decision = await render()
+        assert.ok(decision.allowed)
+        await decision.commit()
+      }
+      assert.equal((await render()).allowed, false, 'the 5 renders of the minute are used')
+      await meter.flush()
+      // A minute and more later (and past the aggregation lag) the window is empty again; the
+      // cached entitlements, 6 s old, are stale and still say 0 left.
+      h.emu.advanceClock(61_000)
+      clock.advance(6_000)
+      const decision = await render()
+      assert.ok(decision.allowed, 'not denied from the stale snapshot')
+      await decision.release()
+    } finally {
+      await meter.close()
+    }
+  })
+
   it('sends Planship about one call per backoff during an outage, however many customers and requests', async () => {
     const url = h.emu.url
     await h.emu.close()

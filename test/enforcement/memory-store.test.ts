@@ -26,7 +26,7 @@ describe('MemoryUsageStore', () => {
     ...extra,
   })
 
-  function setup() {
+  function setup(forget?: (customerId: string) => boolean) {
     const clock = manualClock()
     const store = new MemoryUsageStore({
       aggregationLagMs: 5_000,
@@ -34,6 +34,7 @@ describe('MemoryUsageStore', () => {
       maxCustomers: 3,
       maxPendingKeys: 6,
       clock,
+      forget,
     })
     return { clock, store }
   }
@@ -160,7 +161,9 @@ describe('MemoryUsageStore', () => {
   })
 
   it('forgets the least recently active customers past maxCustomers, never one with usage to send', () => {
-    const { clock, store } = setup()
+    const forgotten: string[] = []
+    // Their cached snapshots go with them: acknowledged usage older than the lag is needed no more.
+    const { clock, store } = setup((customerId) => forgotten.push(customerId) > 0)
     const admit = (customerId: string) => assert.ok(admitOne(store, clock, customerId))
     admit('busy') // stays pending: never forgotten
     for (const customer of ['a', 'b', 'c', 'd']) admit(customer)
@@ -171,6 +174,19 @@ describe('MemoryUsageStore', () => {
     for (const customer of ['f', 'g']) admit(customer)
     assert.ok(store.size <= 3 + 1, `${store.size} customers kept`)
     assert.equal(store.pendingUnits(), 4, 'busy + e, f, g are still to be sent')
+    assert.ok(!forgotten.includes('busy') && forgotten.length >= 4, `forgotten with their snapshots: ${forgotten}`)
+  })
+
+  it('without dropping snapshots, keeps acknowledged usage as long as a snapshot may lack it', () => {
+    const { clock, store } = setup() // no `forget`: a cached snapshot may predate the usage
+    for (const customer of ['a', 'b', 'c', 'd']) assert.ok(admitOne(store, clock, customer))
+    for (const report of store.takePending()) store.acknowledge(report, clock.now())
+    clock.advance(5_001) // past the lag, within the snapshot age (60 s)
+    assert.ok(admitOne(store, clock, 'e'))
+    assert.equal(store.size, 5, 'kept: forgetting them would over-admit against an older snapshot')
+    clock.advance(60_000)
+    assert.ok(admitOne(store, clock, 'f'))
+    assert.ok(store.size <= 4)
   })
 
   it('refuses a new key once maxPendingKeys keys wait for delivery, and takes it again after a flush', () => {

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Router from '@koa/router'
 import { Redis } from 'ioredis'
 import Koa from 'koa'
-import { createMeter, type MeterOptions, type PlanshipState } from '../../src/index.js'
+import { createMeter, type MeterEvent, type MeterOptions, type PlanshipState } from '../../src/index.js'
 import { RedisUsageStore, type RedisUsageStoreOptions } from '../../src/redis/index.js'
 
 interface ReplicaConfig {
@@ -24,6 +24,8 @@ const config = JSON.parse(process.env.REPLICA ?? '{}') as ReplicaConfig
 const client = new Redis(config.redisUrl, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false })
 // Serve once connected: before that, decisions would be local (correct, but not shared).
 await new Promise((resolve) => client.once('ready', resolve))
+/** Threshold alerts this replica sent (GET /thresholds). */
+const thresholds: Extract<MeterEvent, { type: 'threshold' }>[] = []
 const meter = createMeter({
   productSlug: config.productSlug,
   planship: { baseUrl: config.emulatorUrl, clientId: config.clientId, clientSecret: config.clientSecret },
@@ -33,6 +35,9 @@ const meter = createMeter({
     error: (message, fields) => console.error(`[replica ${process.pid}] ${message}`, JSON.stringify(fields ?? {})),
   },
   store: new RedisUsageStore({ client, ...config.store }),
+  onEvent: (event) => {
+    if (event.type === 'threshold') thresholds.push(event)
+  },
   ...config.meter,
 })
 const app = new Koa<PlanshipState>()
@@ -47,6 +52,15 @@ router.post('/slow', meter.consume('call'), async (ctx) => {
   await sleep(60_000)
   ok(ctx)
 })
+// After a plan change: the app tells the meter (one replica; the fleet follows).
+router.post('/refresh', async (ctx) => {
+  await meter.refresh(ctx.get('x-customer-id'))
+  ctx.body = { ok: true }
+})
+router.get('/thresholds', (ctx) => {
+  ctx.body = thresholds
+})
+router.get('/usage', meter.statusRoute())
 app.use(meter.middleware())
 app.use(router.routes())
 const server = app.listen(0, '127.0.0.1', () => {

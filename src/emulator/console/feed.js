@@ -26,15 +26,45 @@ export function addRecord(record, fresh) {
     ),
     el('span', { class: 'feed-usage', text: `+${formatNumber(record.usage)}` }),
   )
+  prependRow(row)
+  renderFeedTotal()
+}
+
+/** Puts a row at the top of the feed, keeping the newest MAX_FEED_ROWS. */
+function prependRow(row) {
   const list = $('feed')
   list.prepend(row)
   while (list.children.length > MAX_FEED_ROWS) {
     const last = list.lastElementChild
-    feedIds.delete(last.dataset.record)
+    if (last.dataset.record !== undefined) feedIds.delete(last.dataset.record)
     last.remove()
   }
   $('feed-empty').hidden = true
-  renderFeedTotal()
+}
+
+/**
+ * Shows a threshold crossing (usage reached 80 % or 100 % of a limit, once per period) at the top
+ * of the feed, set apart from the records: what an app's `alerts` would e-mail about.
+ */
+export function addThreshold(crossing) {
+  const who = crossing.alternative_id ?? crossing.customer_id
+  const percent = `${Math.round(crossing.threshold * 100)} %`
+  const row = el(
+    'li',
+    { class: 'threshold', 'data-threshold': `${crossing.lever} ${crossing.threshold}` },
+    el('span', { class: 'feed-time', text: crossing.at.slice(11, 19) }),
+    el(
+      'span',
+      { class: 'feed-what' },
+      el('strong', { class: 'feed-customer', text: who }),
+      ' reached ',
+      el('strong', { class: 'feed-threshold', text: percent }),
+      ' of ',
+      el('code', { class: 'feed-lever', text: crossing.lever }),
+    ),
+    el('span', { class: 'feed-usage', text: `${formatNumber(crossing.used)} / ${formatNumber(crossing.limit)}` }),
+  )
+  prependRow(row)
 }
 
 /** How many records the emulator holds, as its state says. */
@@ -66,6 +96,7 @@ export function connect({ onRecord, onChange }) {
     addRecord(record, true)
     onRecord(record)
   })
+  source.addEventListener('threshold', (event) => addThreshold(JSON.parse(event.data)))
   source.addEventListener('change', (event) => onChange(JSON.parse(event.data)))
 }
 

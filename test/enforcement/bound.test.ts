@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict'
+import { CircuitBreaker } from '../../src/enforcement/backoff.js'
+import { RefreshingCache } from '../../src/enforcement/cache.js'
+import { type Fixture, startEmulator } from '../../src/emulator/index.js'
+import { createMeter, MemoryUsageStore } from '../../src/index.js'
+import { manualClock } from '../helpers/harness.js'
+
+/** One lever of 20 calls per customer, and `n` customers subscribed to it. */
+function fixture(customers: string[]): Fixture {
+  return {
+    credentials: [{ clientId: 'bound-id', clientSecret: 'bound-secret' }],
+    products: [
+      {
+        slug: 'bound-api',
+        levers: [{ slug: 'calls', type: 'metered', meteringIds: ['call'], period: 'all-time' }],
+        plans: [{ slug: 'basic', entitlements: { calls: 20 } }],
+      },
+    ],
+    customers: customers.map((alternativeId) => ({
+      alternativeId,
+      subscriptions: [{ product: 'bound-api', plan: 'basic' }],
+    })),
+  }
+}
+
+describe('the customer bound (cache.max)', () => {
+  it('keeps at most cache.max customers in memory through 200 000 one-off customers', async function () {
+    this.timeout(30_000)
+    const clock = manualClock()
+    const max = 10_000
+    const cache = new RefreshingCache<{ calls: number }>({
+      max,
+      ttlMs: 30_000,
+      maxStaleMs: 300_000,
+      clock,
+      breaker: new CircuitBreaker(clock),
+      load: async () => ({ calls: 20 }),
+      onRefreshError: () => {},
+    })
+    const store = new MemoryUsageStore({
+      aggregationLagMs: 5_000,
+      maxSnapshotAgeMs: 330_000,
+      maxCustomers: max,
+      maxPendingKeys: 100_000,
+      clock,
+      forget: (customerId) => cache.forget(customerId),
+    })
+    let largest = 0
+    for (let i = 0; i < 200_000; i++) {
+      clock.advance(1) // a thousand new customers a second
+      const customerId = `once-${i}`
+      const { snapshot } = await cache.get(customerId)
+      const limits = [{ lever: 'calls', remaining: snapshot.value.calls, meteringIds: ['call'], perBucket: false }]
+      const result = store.reserve({
+        customerId,
+        meteringId: 'call',
+        bucket: undefined,
+        cost: 1,
+        limits,
+        snapshotAt: snapshot.fetchedAt,
+        receivedAt: snapshot.receivedAt,
+      })
+      assert.ok(result.ok)
+      store.commit(result.reservation, 1)
+      if (i % 1_000 === 999) {
+        // A flush a second, every report acknowledged.
+        for (const report of store.takePending()) store.acknowledge(report, clock.now())
+      }
+      largest = Math.max(largest, store.size, cache.size)
+    }
+    assert.ok(largest <= max, `at most ${max} customers, saw ${largest}`)
+    assert.equal(store.pendingUnits(), 0)
+  })
+
+  it('a customer with 10 of 20 left, forgotten and seen again, gets exactly 10 more', async function () {
+    this.timeout(10_000)
+    const others = Array.from({ length: 6 }, (_, i) => `other-${i}`)
+    const emu = await startEmulator({ fixture: fixture(['half-used', ...others]) })
+    const clock = manualClock()
+    const meter = createMeter({
+      productSlug: 'bound-api',
+      planship: { baseUrl: emu.url, clientId: 'bound-id', clientSecret: 'bound-secret' },
+      cache: { max: 2, aggregationLagMs: 1_000 },
+      reporting: { flushIntervalMs: 3_600_000 },
+      clock,
+    })
+    try {
+      const half = await meter.reserve('half-used', 'call', { cost: 10 })
+      assert.ok(half.allowed)
+      await half.commit()
+      await meter.flush()
+      clock.advance(1_001) // past the aggregation lag, well within the snapshot’s life (30 s)
+      for (const other of others) {
+        const d = await meter.reserve(other, 'call')
+        assert.ok(d.allowed)
+        await d.commit()
+        await meter.flush()
+        clock.advance(1_001)
+        // Its entitlements stay among the most recently used (the reverted fix forgot its usage
+        // and kept this snapshot, from before the 10 units: it then admitted 11 more).
+        assert.equal(await meter.isEntitled('half-used', 'calls'), true)
+      }
+      let admitted = 0
+      for (let i = 0; i < 15; i++) {
+        const d = await meter.reserve('half-used', 'call')
+        if (!d.allowed) continue
+        admitted++
+        await d.commit()
+      }
+      assert.equal(admitted, 10)
+    } finally {
+      await meter.close()
+      await emu.close()
+    }
+  })
+
+  it('never drops pending usage: it is delivered first, and counts until then', async function () {
+    this.timeout(10_000)
+    const others = Array.from({ length: 6 }, (_, i) => `other-${i}`)
+    const emu = await startEmulator({ fixture: fixture(['pending', ...others]) })
+    const clock = manualClock()
+    const meter = createMeter({
+      productSlug: 'bound-api',
+      planship: { baseUrl: emu.url, clientId: 'bound-id', clientSecret: 'bound-secret' },
+      cache: { max: 2 },
+      reporting: { flushIntervalMs: 3_600_000 },
+      clock,
+    })
+    try {
+      const d = await meter.reserve('pending', 'call', { cost: 15 })
+      assert.ok(d.allowed)
+      await d.commit()
+      for (const other of others) {
+        const o = await meter.reserve(other, 'call')
+        assert.ok(o.allowed)
+        await o.release()
+        clock.advance(60_000)
+      }
+      // Not delivered yet, and still counted: 5 left, not 20.
+      assert.equal((await meter.reserve('pending', 'call', { cost: 6 })).allowed, false)
+      await meter.flush()
+      assert.equal(emu.recordedUsage({ customerId: 'pending', meteringId: 'call' }), 15)
+    } finally {
+      await meter.close()
+      await emu.close()
+    }
+  })
+})
