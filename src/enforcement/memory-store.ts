@@ -402,11 +402,15 @@ export class MemoryUsageStore implements UsageStore {
     let looked = 0
     for (const [customerId, customer] of this.#customers) {
       if (this.#customers.size <= keep || ++looked > FORGET_SCAN) return
-      if (customer.cellList.length > 0) continue // usage reserved, pending or in flight: counted until delivered
-      const newest = customer.acked[customer.acked.length - 1]
-      if (newest !== undefined && newest.at > visibleBefore) continue // not surely in Planship's numbers yet
-      if (forget !== undefined && !forget(customerId)) continue
+      // A customer kept goes to the back: otherwise a few with usage waiting at the front would
+      // stop every scan there, and the delivered ones behind them would never be forgotten.
       this.#customers.delete(customerId)
+      if (
+        customer.cellList.length > 0 || // usage reserved, pending or in flight: counted until delivered
+        (customer.acked.at(-1)?.at ?? -Infinity) > visibleBefore || // not surely in Planship's numbers yet
+        (forget !== undefined && !forget(customerId)) // a read of its data in flight
+      )
+        this.#customers.set(customerId, customer)
     }
   }
 

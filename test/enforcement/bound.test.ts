@@ -24,8 +24,12 @@ function fixture(customers: string[]): Fixture {
 }
 
 describe('the customer bound (cache.max)', () => {
-  it('keeps at most cache.max customers in memory through 200 000 one-off customers', async function () {
-    this.timeout(30_000)
+  /**
+   * `count` one-off customers through the memory store and a cache of `max`, a thousand a second,
+   * with a flush a second; the first `stuck` customers' reports always fail (Planship refusing
+   * them for a while). Returns the most customers either held at once.
+   */
+  async function churn(count: number, stuck: number) {
     const clock = manualClock()
     const max = 10_000
     const cache = new RefreshingCache<{ calls: number }>({
@@ -46,7 +50,7 @@ describe('the customer bound (cache.max)', () => {
       forget: (customerId) => cache.forget(customerId),
     })
     let largest = 0
-    for (let i = 0; i < 200_000; i++) {
+    for (let i = 0; i < count; i++) {
       clock.advance(1) // a thousand new customers a second
       const customerId = `once-${i}`
       const { snapshot } = await cache.get(customerId)
@@ -63,13 +67,31 @@ describe('the customer bound (cache.max)', () => {
       assert.ok(result.ok)
       store.commit(result.reservation, 1)
       if (i % 1_000 === 999) {
-        // A flush a second, every report acknowledged.
-        for (const report of store.takePending()) store.acknowledge(report, clock.now())
+        // A flush a second: every report acknowledged but those of the stuck customers.
+        for (const report of store.takePending()) {
+          if (Number(report.customerId.slice('once-'.length)) < stuck) store.restore(report)
+          else store.acknowledge(report, clock.now())
+        }
       }
       largest = Math.max(largest, store.size, cache.size)
     }
+    return { largest, max, pendingUnits: store.pendingUnits() }
+  }
+
+  it('keeps at most cache.max customers in memory through 200 000 one-off customers', async function () {
+    this.timeout(30_000)
+    const { largest, max, pendingUnits } = await churn(200_000, 0)
     assert.ok(largest <= max, `at most ${max} customers, saw ${largest}`)
-    assert.equal(store.pendingUnits(), 0)
+    assert.equal(pendingUnits, 0)
+  })
+
+  it('keeps the bound when the oldest customers’ usage cannot be delivered: they stay, the rest go', async function () {
+    this.timeout(30_000)
+    const stuck = 50
+    const { largest, max, pendingUnits } = await churn(100_000, stuck)
+    // Kept beyond the bound at most by those whose usage waits (before, it grew without end).
+    assert.ok(largest <= max + stuck, `at most ${max} + ${stuck} customers, saw ${largest}`)
+    assert.equal(pendingUnits, stuck, 'the undelivered usage is kept')
   })
 
   it('a customer with 10 of 20 left, forgotten and seen again, gets exactly 10 more', async function () {
