@@ -17,7 +17,8 @@ server.listen(0, '127.0.0.1', () => {
   process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port })
 })
 
-export type ServerMessage = { type: 'stats'; gc?: boolean } | { type: 'close' } | { type: 'heap-snapshot' }
+export type ServerMessage =
+  { type: 'stats'; gc?: boolean } | { type: 'close' } | { type: 'heap-snapshot' } | { type: 'deliver' }
 
 process.on('message', async (message: ServerMessage) => {
   if (message.type === 'close') {
@@ -25,6 +26,12 @@ process.on('message', async (message: ServerMessage) => {
     server.closeAllConnections()
     await meter?.close()
     process.disconnect()
+    return
+  }
+  if (message.type === 'deliver') {
+    // Everything pending sent (the memory phase's backlog), whatever the report budget.
+    const { reports } = (await meter?.flush()) ?? { reports: 0 }
+    process.send?.({ type: 'deliver', reports })
     return
   }
   if (message.type === 'heap-snapshot') {

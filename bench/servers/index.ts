@@ -59,7 +59,7 @@ export interface PlanshipTarget {
 /** A server under test: Node's request listener of its app, served over HTTP or driven in process. */
 export interface BenchServer {
   handler: (req: IncomingMessage, res: ServerResponse) => void
-  meter?: Pick<MeterCore, 'close'>
+  meter?: Pick<MeterCore, 'close' | 'flush'>
 }
 
 export const body = () => ({ id: 42, name: 'widget', tags: ['a', 'b'] })

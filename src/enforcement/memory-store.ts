@@ -395,23 +395,29 @@ export class MemoryUsageStore implements UsageStore {
    * pruned that usage and kept the old snapshot: a customer at 10 of 20 got 11 more.)
    */
   #forgetOldest(keep: number): void {
-    const forget = this.#config.forget
-    // Without dropping snapshots, acknowledged usage is needed for as long as a snapshot lives.
-    const horizon = forget === undefined ? this.#config.maxSnapshotAgeMs : 0
-    const visibleBefore = this.#config.clock.now() - this.#config.aggregationLagMs - horizon
+    const visibleBefore = this.#visibleBefore()
     let looked = 0
     for (const [customerId, customer] of this.#customers) {
       if (this.#customers.size <= keep || ++looked > FORGET_SCAN) return
       // A customer kept goes to the back: otherwise a few with usage waiting at the front would
       // stop every scan there, and the delivered ones behind them would never be forgotten.
       this.#customers.delete(customerId)
-      if (
-        customer.cellList.length > 0 || // usage reserved, pending or in flight: counted until delivered
-        (customer.acked.at(-1)?.at ?? -Infinity) > visibleBefore || // not surely in Planship's numbers yet
-        (forget !== undefined && !forget(customerId)) // a read of its data in flight
-      )
-        this.#customers.set(customerId, customer)
+      if (!this.#forgot(customerId, customer, visibleBefore)) this.#customers.set(customerId, customer)
     }
+  }
+
+  /** Acknowledged usage before this time is surely in the numbers of the next snapshot read. */
+  #visibleBefore(): number {
+    // Without dropping snapshots, acknowledged usage is needed for as long as a snapshot lives.
+    const horizon = this.#config.forget === undefined ? this.#config.maxSnapshotAgeMs : 0
+    return this.#config.clock.now() - this.#config.aggregationLagMs - horizon
+  }
+
+  /** Whether the customer could be forgotten (its cached snapshots with it); the caller drops it. */
+  #forgot(customerId: string, customer: CustomerState, visibleBefore: number): boolean {
+    if (customer.cellList.length > 0) return false // usage reserved, pending or in flight: counted until delivered
+    if ((customer.acked.at(-1)?.at ?? -Infinity) > visibleBefore) return false // not surely in Planship's numbers yet
+    return this.#config.forget?.(customerId) ?? true // false: a read of its data in flight
   }
 
   #dropIfEmpty(cell: Cell): void {
@@ -422,12 +428,22 @@ export class MemoryUsageStore implements UsageStore {
     if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(cell.key.customerId)
   }
 
-  /** Forgets acknowledged usage that no usable snapshot can be missing any more. */
+  /**
+   * Forgets acknowledged usage that no usable snapshot can be missing any more and, past the
+   * bound, the oldest customers that can go: a backlog delivered after new customers stopped
+   * coming leaves no more than the bound (arrivals alone would never trim it).
+   */
   #sweep(): void {
     const forgetBefore = this.#config.clock.now() - this.#config.aggregationLagMs - this.#config.maxSnapshotAgeMs
+    const visibleBefore = this.#visibleBefore()
+    let over = this.#customers.size - this.#config.maxCustomers
     for (const [customerId, customer] of this.#customers) {
       pruneAcked(customer, forgetBefore)
-      if (customer.cellList.length === 0 && customer.acked.length === 0) this.#customers.delete(customerId)
+      const empty = customer.cellList.length === 0 && customer.acked.length === 0
+      if (empty || (over > 0 && this.#forgot(customerId, customer, visibleBefore))) {
+        this.#customers.delete(customerId)
+        over--
+      }
     }
   }
 }

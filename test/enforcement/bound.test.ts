@@ -26,10 +26,10 @@ function fixture(customers: string[]): Fixture {
 describe('the customer bound (cache.max)', () => {
   /**
    * `count` one-off customers through the memory store and a cache of `max`, a thousand a second,
-   * with a flush a second; the first `stuck` customers' reports always fail (Planship refusing
-   * them for a while). Returns the most customers either held at once.
+   * with a flush every `flushEvery` customers (a second); the first `stuck` customers' reports
+   * always fail (Planship refusing them for a while). Returns the most customers either held at once.
    */
-  async function churn(count: number, stuck: number) {
+  async function churn(count: number, { stuck = 0, flushEvery = 1_000 } = {}) {
     const clock = manualClock()
     const max = 10_000
     const cache = new RefreshingCache<{ calls: number }>({
@@ -66,7 +66,7 @@ describe('the customer bound (cache.max)', () => {
       })
       assert.ok(result.ok)
       store.commit(result.reservation, 1)
-      if (i % 1_000 === 999) {
+      if (i % flushEvery === flushEvery - 1) {
         // A flush a second: every report acknowledged but those of the stuck customers.
         for (const report of store.takePending()) {
           if (Number(report.customerId.slice('once-'.length)) < stuck) store.restore(report)
@@ -75,12 +75,12 @@ describe('the customer bound (cache.max)', () => {
       }
       largest = Math.max(largest, store.size, cache.size)
     }
-    return { largest, max, pendingUnits: store.pendingUnits() }
+    return { largest, max, pendingUnits: store.pendingUnits(), store, clock }
   }
 
   it('keeps at most cache.max customers in memory through 200 000 one-off customers', async function () {
     this.timeout(30_000)
-    const { largest, max, pendingUnits } = await churn(200_000, 0)
+    const { largest, max, pendingUnits } = await churn(200_000)
     assert.ok(largest <= max, `at most ${max} customers, saw ${largest}`)
     assert.equal(pendingUnits, 0)
   })
@@ -88,10 +88,21 @@ describe('the customer bound (cache.max)', () => {
   it('keeps the bound when the oldest customers’ usage cannot be delivered: they stay, the rest go', async function () {
     this.timeout(30_000)
     const stuck = 50
-    const { largest, max, pendingUnits } = await churn(100_000, stuck)
+    const { largest, max, pendingUnits } = await churn(100_000, { stuck })
     // Kept beyond the bound at most by those whose usage waits (before, it grew without end).
     assert.ok(largest <= max + stuck, `at most ${max} + ${stuck} customers, saw ${largest}`)
     assert.equal(pendingUnits, stuck, 'the undelivered usage is kept')
+  })
+
+  it('comes back to the bound once a backlog is delivered, with no new customer to make room for', async function () {
+    this.timeout(30_000)
+    // Planship unreachable for 30 s of new customers: nothing can be forgotten meanwhile.
+    const { largest, max, store, clock } = await churn(30_000, { flushEvery: Infinity })
+    assert.equal(largest, 30_000)
+    for (const report of store.takePending()) store.acknowledge(report, clock.now())
+    clock.advance(5_001) // past the aggregation lag: the delivered usage is in Planship's numbers
+    store.takePending() // the next flush pass
+    assert.ok(store.size <= max, `at most ${max} customers after the pass, saw ${store.size}`)
   })
 
   it('a customer with 10 of 20 left, forgotten and seen again, gets exactly 10 more', async function () {
