@@ -133,12 +133,14 @@ export class RefreshingCache<V> {
     pending = loading
       .then(
         (snapshot) => {
+          // Planship answered, kept or not: a dropped answer may be the breaker's recovery probe,
+          // which would otherwise leave it half open, refusing every read for good.
+          this.#config.breaker.success()
           // Forgotten while loading (a refresh or the customer bound): the answer is not kept.
           if (this.#inflight.get(key) !== pending) return snapshot
           this.#lru.set(key, { fresh: { snapshot, freshness: 'fresh' }, stale: { snapshot, freshness: 'stale' } })
           this.#config.onStored?.()
           this.#failures.delete(key)
-          this.#config.breaker.success()
           return snapshot
         },
         (error: unknown) => {

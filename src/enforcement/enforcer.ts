@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { PlanshipMeterError } from '../errors.js'
 import type { EventSink } from '../events.js'
 import type { Log } from '../log.js'
@@ -82,6 +83,8 @@ export interface ConsumeRequest {
    * third (clocks of replicas may differ a little).
    */
   redecided?: true
+  /** Read again after its snapshot was forgotten while being read: not again. */
+  reread?: true
 }
 
 /** What `view()` finds for one lever scope (the lever, or one bucket of a per-bucket lever). */
@@ -145,6 +148,12 @@ export class Enforcer {
   #catalog = 0
   /** Metering ids already reported as feeding no lever (logged once each). */
   readonly #unknownMeteringIds = new Set<string>()
+  /**
+   * Another replica's refresh marks acted on, per customer: one reload per mark, shared by every
+   * request that saw it, and a snapshot read since is not taken for an older one (clocks of
+   * replicas differ a little).
+   */
+  readonly #refreshes: LRUCache<string, { mark: number; since: number; reload: Promise<unknown> }>
   /** Requests refused because `reporting.maxPendingKeys` keys were waiting for delivery. */
   backlogRefusals = 0
   /** Shared by every Planship read; its state is a metric. */
@@ -153,6 +162,7 @@ export class Enforcer {
   constructor(config: EnforcerConfig) {
     this.#config = config
     this.breaker = new CircuitBreaker(config.clock)
+    this.#refreshes = new LRUCache({ max: config.max })
     const common = {
       max: config.max,
       ttlMs: config.ttlMs,
@@ -224,8 +234,10 @@ export class Enforcer {
       const denied: Denied = { reason: 'quota', lever: undefined, remaining: 0, limit: 0, cost: request.cost }
       return { allowed: false, source: 'fresh', denied }
     }
-    // Forgotten while it was read (a refresh, the customer bound): decide from what is cached now.
-    if (!this.#entitlements.holds(customerId, entitlements.snapshot)) return this.consume(request)
+    // Forgotten while it was read (a refresh, the customer bound): decided again from a new read,
+    // once (an entry the LRU evicted looks the same, and must not make reads without end).
+    if (!this.#entitlements.holds(customerId, entitlements.snapshot) && request.reread !== true)
+      return this.consume({ ...request, reread: true })
     return this.#reserve(request, entitlements, levers)
   }
 
@@ -319,7 +331,8 @@ export class Enforcer {
       // An older reading still gives an allowance (a smaller one at worst); none leaves failMode.
       if (!hasOlderUsage) return this.#withoutData(request, error)
     }
-    if (!this.#entitlements.holds(request.customerId, entitlements.snapshot)) return this.consume(request)
+    if (!this.#entitlements.holds(request.customerId, entitlements.snapshot) && request.reread !== true)
+      return this.consume({ ...request, reread: true })
     return this.#reserve(request, entitlements, levers, true)
   }
 
@@ -332,11 +345,11 @@ export class Enforcer {
     const source = 'local' in result && result.local === true ? 'local' : entitlements.freshness
     if (
       result.refreshedAt !== undefined &&
-      result.refreshedAt > entitlements.snapshot.fetchedAt &&
       request.redecided !== true &&
-      request.extending === undefined
+      request.extending === undefined &&
+      this.#olderThanRefresh(request.customerId, result.refreshedAt, entitlements.snapshot)
     )
-      return this.#redecide(request, result)
+      return this.#redecide(request, result, result.refreshedAt)
     if (result.ok) {
       if (request.extending !== undefined) return { allowed: true, source, reservation: result.reservation }
       if (this.#stopped) return this.#closedMeanwhile(result.reservation)
@@ -393,12 +406,31 @@ export class Enforcer {
    * Another replica refreshed the customer after the snapshot this decision used: the decision
    * is undone and taken again from Planship's new data (read through the shared copy).
    */
-  async #redecide(request: ConsumeRequest, result: ReserveResult): Promise<ConsumeDecision> {
-    if (result.ok && request.extending === undefined) await this.#config.store.release(result.reservation)
-    this.#drop(request.customerId, true)
-    // From Planship itself: a shared copy could have been overwritten by a read older than the change.
-    await this.#entitlements.reload(request.customerId).catch(() => {}) // else the decision goes by failMode
+  async #redecide(request: ConsumeRequest, result: ReserveResult, mark: number): Promise<ConsumeDecision> {
+    const { customerId } = request
+    if (result.ok) {
+      // A release that fails leaves the hold to expire (reservationTtlMs): the decision goes on.
+      await Promise.resolve()
+        .then(() => this.#config.store.release(result.reservation))
+        .catch(() => {})
+    }
+    let acted = this.#refreshes.get(customerId)
+    if (acted === undefined || acted.mark < mark) {
+      this.#drop(customerId, true)
+      const since = this.#config.clock.now()
+      // From Planship itself: a shared copy could have been overwritten by a read older than the change.
+      const reload = this.#entitlements.reload(customerId).catch(() => {}) // else the decision goes by failMode
+      this.#refreshes.set(customerId, (acted = { mark, since, reload }))
+    }
+    await acted.reload
     return this.consume({ ...request, redecided: true })
+  }
+
+  /** Whether `snapshot` was read before the customer's latest refresh (`mark`), and not since it was acted on. */
+  #olderThanRefresh(customerId: string, mark: number, snapshot: Snapshot<Entitlements>): boolean {
+    if (mark <= snapshot.fetchedAt) return false
+    const acted = this.#refreshes.get(customerId)
+    return acted === undefined || acted.mark < mark || snapshot.fetchedAt < acted.since
   }
 
   /**

@@ -40,11 +40,12 @@ export class LeverPeriods {
   readonly #config: LeverPeriodsConfig
   /** Product-level and small: a plain Map (cleared past MAX_LEVERS), cheaper than an LRU on every response. */
   readonly #levers = new Map<string, { period: Period | undefined; until: number; first?: Promise<void> }>()
-  readonly #renewals = new LRUCache<string, { renewAt: number | undefined; until: number; reading?: Promise<unknown> }>(
-    {
-      max: MAX_CUSTOMERS,
-    },
-  )
+  readonly #renewals = new LRUCache<
+    string,
+    { renewAt: number | undefined; until: number; reading?: Promise<unknown>; failed?: true }
+  >({
+    max: MAX_CUSTOMERS,
+  })
 
   constructor(config: LeverPeriodsConfig) {
     this.#config = config
@@ -65,8 +66,8 @@ export class LeverPeriods {
   /**
    * The lever's current period for the customer, reading what is not cached first (off the
    * request path: `status()`, threshold alerts). `id` is the same on every replica for one period:
-   * the renewal time, the window's length (a window from now), or `'all'` when the lever never resets (or it is not
-   * known when); `endsAt` is when the period ends, when known.
+   * the renewal time, the window's length (a window from now), or `'all'` when the lever never
+   * resets; `endsAt` is when the period ends, when known. Rejects while the period is not known.
    */
   async current(customerId: string, lever: string): Promise<CurrentPeriod> {
     await this.learning(lever)
@@ -77,15 +78,22 @@ export class LeverPeriods {
     // alerts twice when the burst straddled a boundary.)
     if (period?.kind === 'window')
       return { id: `w${period.seconds}`, endsAt: now + period.seconds * 1000, reset: period.reset }
-    if (period?.kind === 'subscription') {
+    // Not known (its read failed or is in flight): no id rather than a wrong one, which would send
+    // an alert again once the period is known, or hold back the next period's.
+    if (period === undefined) throw new Error(`the period of lever ${lever} is not known yet`)
+    if (period.kind === 'subscription') {
       const renewal = this.#renewals.get(customerId)
-      if (renewal === undefined || renewal.until <= now) await this.#learnRenewal(customerId, now)
+      // Unknown, or passed (the subscription renewed since it was read): read now.
+      if (renewal === undefined || renewal.until <= now || (renewal.renewAt !== undefined && renewal.renewAt <= now))
+        await this.#learnRenewal(customerId, now)
       else if (renewal.reading !== undefined) await renewal.reading // another lever of the customer asked first
-      const renewAt = this.#renewals.get(customerId)?.renewAt
+      const known = this.#renewals.get(customerId)
+      if (known?.failed === true) throw new Error(`the renewal of ${customerId}'s subscription is not known yet`)
+      const renewAt = known?.renewAt
       if (renewAt !== undefined && renewAt > now)
         return { id: `s${renewAt}`, endsAt: renewAt, reset: { resetSeconds: Math.ceil((renewAt - now) / 1000) } }
     }
-    return { id: 'all', endsAt: undefined, reset: undefined }
+    return { id: 'all', endsAt: undefined, reset: undefined } // never resets (nor renews)
   }
 
   /**
@@ -125,7 +133,11 @@ export class LeverPeriods {
           renewAt: earliestRenewal(subscriptions),
           until: this.#config.clock.now() + RELEARN_MS,
         }),
-      (error: unknown) => this.#failed('subscriptions', error),
+      (error: unknown) => {
+        const failed = { renewAt: known?.renewAt, until: this.#config.clock.now() + RETRY_MS, failed: true as const }
+        if (this.#renewals.get(customerId)?.reading === reading) this.#renewals.set(customerId, failed)
+        this.#failed('subscriptions', error)
+      },
     )
     this.#renewals.set(customerId, { renewAt: known?.renewAt, until: now + RETRY_MS, reading })
     return reading

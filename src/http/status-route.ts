@@ -1,4 +1,5 @@
 import type { CustomerStatus } from '../enforcement/status.js'
+import { pathSegmentProblem } from '../planship/ids.js'
 import type { Denial } from '../types.js'
 import { toDenial, unidentified } from './denial.js'
 import type { PlanshipRequestState } from './state.js'
@@ -21,13 +22,15 @@ export async function statusAnswer(
 ): Promise<StatusAnswer> {
   const { customerId } = state
   if (customerId === undefined) return { allowed: false, denial: unidentified() }
+  // An id Planship cannot be asked about is no customer; any other failure is Planship's (503).
+  const problem = pathSegmentProblem(customerId)
+  if (problem !== undefined) {
+    const error = new TypeError(`planship-meter: the customer id ${problem}`)
+    return { allowed: false, denial: toDenial({ reason: 'unidentified', error }, customerId, 'status', () => ({})) }
+  }
   try {
     return { allowed: true, body: await status(customerId) }
   } catch (error) {
-    const denied =
-      error instanceof TypeError
-        ? { reason: 'unidentified' as const, error }
-        : { reason: 'unavailable' as const, error }
-    return { allowed: false, denial: toDenial(denied, customerId, 'status', () => ({})) }
+    return { allowed: false, denial: toDenial({ reason: 'unavailable', error }, customerId, 'status', () => ({})) }
   }
 }

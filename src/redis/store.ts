@@ -489,8 +489,9 @@ export class RedisUsageStore implements UsageStore {
     if (!this.#shared()) return this.#local!.available(request)
     try {
       return await available(this.#redis!, request, this.#common(ctx))
-    } catch (error) {
-      this.#toLocal(error)
+    } catch {
+      // A dashboard's read: this process's view answers it, and decisions stay shared (a failing
+      // status script, say one an ACL refuses, is not an outage of the store).
       return this.#local!.available(request)
     }
   }

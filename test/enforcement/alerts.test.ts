@@ -26,16 +26,21 @@ describe('threshold alerts', () => {
         const d = await meter.reserve('free-customer', 'api-call')
         if (d.allowed) await d.commit()
       }
-      await new Promise((resolve) => setTimeout(resolve, 50)) // alerts are confirmed off the request path
+    }
+    /** Alerts are confirmed off the request path: waits for `count` of them (5 s at most). */
+    const alerted = async (count: number) => {
+      for (let i = 0; i < 200 && thresholds().length < count; i++)
+        await new Promise((resolve) => setTimeout(resolve, 25))
+      return thresholds()
     }
     try {
       await use(49)
       assert.deepEqual(thresholds(), [])
       await use(1)
-      assert.deepEqual(thresholds(), [['api-calls', 0.5, 50]])
+      assert.deepEqual(await alerted(1), [['api-calls', 0.5, 50]])
       await use(50)
       await use(5) // denied: nothing more to cross
-      assert.deepEqual(thresholds(), [
+      assert.deepEqual(await alerted(2), [
         ['api-calls', 0.5, 50],
         ['api-calls', 1, 100],
       ])
@@ -46,7 +51,7 @@ describe('threshold alerts', () => {
       emu.advanceClock(32 * DAY)
       clock.advance(32 * DAY)
       await use(50)
-      assert.deepEqual(thresholds(), [
+      assert.deepEqual(await alerted(3), [
         ['api-calls', 0.5, 50],
         ['api-calls', 1, 100],
         ['api-calls', 0.5, 50],

@@ -69,6 +69,12 @@ describe('quotas customers can see and change, on four replicas (child processes
     for (const replica of fleet) assert.equal(await post(replica, '/call'), 429, 'cached: the old plan still')
 
     assert.equal(await post(fleet[0]!, '/refresh'), 200)
+    // A burst on a replica that has not heard yet: one read of the new plan, shared by the burst.
+    const reads = () => emu.requestCounts()['entitlements'] ?? 0
+    const before = reads()
+    const burst = await Promise.all(Array.from({ length: 8 }, () => post(fleet[1]!, '/call')))
+    assert.deepEqual(burst, Array(8).fill(200), 'the burst gets the new plan')
+    assert.equal(reads() - before, 1, 'Planship read once for the burst')
     for (const replica of fleet) assert.equal(await post(replica, '/call'), 200, 'the next request gets the new plan')
 
     // Every unit delivered, and Planship read again at one moment: status() says it as Planship does.
@@ -76,7 +82,7 @@ describe('quotas customers can see and change, on four replicas (child processes
     assert.equal(await post(fleet[2]!, '/refresh'), 200)
     const status = await fetch(`${fleet[2]!.url}/usage`, { headers: { 'x-customer-id': 'quota-customer' } })
     const body = (await status.json()) as { levers: Record<string, { limit: number; used: number }> }
-    assert.deepEqual([body.levers['calls']!.limit, body.levers['calls']!.used], [1_000, 9])
+    assert.deepEqual([body.levers['calls']!.limit, body.levers['calls']!.used], [1_000, 17])
   })
 
   it('sends each threshold alert once across the fleet, and again after the window moves on', async () => {

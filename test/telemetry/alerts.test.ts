@@ -9,8 +9,11 @@ describe('OpenTelemetry: threshold alerts', () => {
     try {
       h.emu.createCustomer('alerted@example.com', 'free')
       for (let i = 0; i < 6; i++) await h.meter.reserve('alerted@example.com', 'render') // 5 a minute
-      await new Promise((resolve) => setTimeout(resolve, 100)) // confirmed off the request path
       const lever = { 'planship_meter.lever': 'renders-per-minute' }
+      // Confirmed off the request path: wait for the second one (5 s at most).
+      const full = { ...lever, 'planship_meter.alert.threshold': 1 }
+      for (let i = 0; i < 200 && (await sdk.total('planship_meter.alerts', full)) < 1; i++)
+        await new Promise((resolve) => setTimeout(resolve, 25))
       assert.equal(await sdk.total('planship_meter.alerts', { ...lever, 'planship_meter.alert.threshold': 0.8 }), 1)
       assert.equal(await sdk.total('planship_meter.alerts', { ...lever, 'planship_meter.alert.threshold': 1 }), 1)
       const points = await sdk.points('planship_meter.alerts')
