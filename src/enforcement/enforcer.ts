@@ -490,6 +490,10 @@ export class Enforcer {
   async refresh(customerId: string): Promise<void> {
     const meteringIds = [...this.#leversByMeteringId.keys()]
     this.#drop(customerId, true)
+    // Before the reads: decisions waiting on them must not reconcile the new plan with views of the
+    // old one (a downgrade's fall of the allowance is not usage Planship absorbed). The fleet hears
+    // at once too: Planship has the change already, so a read begun from now on has it.
+    await this.#config.store.markRefreshed?.(customerId, this.#config.clock.now())
     const [entitlements] = await Promise.all([
       this.#entitlements.reload(customerId),
       ...meteringIds.map((meteringId) => this.#usage.reload(usageKey(customerId, meteringId))),

@@ -215,4 +215,38 @@ describe('refresh()', () => {
       await h.close()
     }
   })
+  it('after a downgrade, usage reported but not yet in Planship’s numbers still counts', async () => {
+    // Planship aggregates 10 s late here; the meter allows for 15 s.
+    const h = await startHarness({
+      emulator: { aggregationLagMs: 10_000 },
+      meter: { cache: { aggregationLagMs: 15_000 } },
+    })
+    try {
+      const { meter, emu } = h
+      emu.createCustomer('downgrader@example.com', 'pro')
+      const used = await meter.reserve('downgrader@example.com', 'api-call', { cost: 10 })
+      assert.ok(used.allowed)
+      await used.commit()
+      await meter.flush() // acknowledged, not in Planship's numbers for 10 s
+      const planship = new Planship(
+        emu.productSlug,
+        { clientId: emu.clientId, clientSecret: emu.clientSecret },
+        { baseUrl: emu.url },
+      )
+      const [subscription] = await planship.listSubscriptions('downgrader@example.com', emu.productSlug)
+      await planship.changeSubscriptionPlan('downgrader@example.com', subscription!.subscriptionId, 'free')
+      const refreshing = meter.refresh('downgrader@example.com')
+      // Free has 100 calls and 10 are used: the fall from 10 000 is the plan's, not usage absorbed,
+      // for a decision waiting on the refresh's read as for one after it.
+      const during = meter.reserve('downgrader@example.com', 'api-call', { cost: 91 })
+      await refreshing
+      assert.equal((await during).allowed, false)
+      assert.equal((await meter.reserve('downgrader@example.com', 'api-call', { cost: 91 })).allowed, false)
+      const rest = await meter.reserve('downgrader@example.com', 'api-call', { cost: 90 })
+      assert.ok(rest.allowed)
+      await rest.release()
+    } finally {
+      await h.close()
+    }
+  })
 })
