@@ -12,6 +12,12 @@ class NullSocket extends Duplex {
   }
 }
 
+function closed(res: ServerResponse & { _closed?: boolean }): void {
+  res.destroyed = true
+  res._closed = true
+  res.emit('close')
+}
+
 /** Resolves with the response's status once it finished. */
 export function request(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
@@ -26,8 +32,11 @@ export function request(
   const res = new ServerResponse(req)
   res.assignSocket(socket as never)
   return new Promise((resolve) => {
+    // As Node's server does on 'finish' (its resOnFinish): detach, then 'close' on the next tick,
+    // so that 'close' listeners cost what they cost behind a real server.
     res.once('finish', () => {
       res.detachSocket(socket as never)
+      process.nextTick(closed, res)
       resolve(res.statusCode)
     })
     handler(req, res)

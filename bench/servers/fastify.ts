@@ -1,5 +1,6 @@
 /**
- * The Fastify 5 servers of the benchmark: bare, the meter (./fastify-meter.ts), @fastify/rate-limit in memory keyed by customer.
+ * The Fastify 5 servers of the benchmark: bare, bare behind two no-op preHandler hooks, the meter
+ * (./fastify-meter.ts), @fastify/rate-limit in memory keyed by customer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer as createHttpServer } from 'node:http'
@@ -29,10 +30,18 @@ export function fastifyApp(): { app: FastifyInstance; handler: () => Listener } 
 }
 
 export async function createFastifyServer(mode: Mode, target: PlanshipTarget): Promise<BenchServer> {
-  if (mode !== 'bare' && mode !== 'limiter') {
+  if (mode !== 'bare' && mode !== 'limiter' && mode !== 'bare-layers') {
     return createFastifyMeterServer(mode, target)
   }
   const { app, handler } = fastifyApp()
+  if (mode === 'bare-layers') {
+    // Where the meter mounts its two: an app-wide preHandler hook and the route's own.
+    const noop = (_request: unknown, _reply: unknown, done: () => void) => done()
+    app.addHook('preHandler', noop)
+    app.get('/v1/widgets', { preHandler: noop }, async () => body())
+    await app.ready()
+    return { handler: handler() }
+  }
   if (mode === 'limiter') {
     await app.register(rateLimit, {
       max: UNREACHED,

@@ -37,8 +37,8 @@ export type Mode = (typeof MODES)[number]
 export const MODES_OF: Record<Framework, readonly Mode[]> = {
   koa: ['bare', 'meter', 'meter-quiet', 'meter-no-headers', 'limiter', 'official', 'bare-stream', 'meter-stream'],
   express: ['bare', 'bare-layers', 'meter', 'meter-quiet', 'meter-no-headers', 'limiter'],
-  fastify: ['bare', 'meter', 'limiter'],
-  hono: ['bare', 'meter', 'limiter'],
+  fastify: ['bare', 'bare-layers', 'meter', 'meter-quiet', 'meter-no-headers', 'limiter'],
+  hono: ['bare', 'bare-layers', 'meter', 'meter-quiet', 'meter-no-headers', 'limiter'],
 }
 
 /** Every mode but `bare`, `limiter` and `official` runs the framework's meter. */

@@ -38,20 +38,40 @@ function setHeaders(reply: FastifyReply, headers: Record<string, string>): void 
   for (const name in headers) raw.setHeader(name, headers[name]!)
 }
 
+/** A hook's next step, with what the step before it found. */
+type Step<T> = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, value: T) => void
+
 /**
- * Runs `then` on a value that may be a promise, at once when it is not. Once asynchronous, a
- * rejection or a throw of `then` goes to `done(error)`; synchronously, a throw is left to
- * Fastify's hook runner, which answers it the same way.
+ * Runs `step` with `value`, at once when it is no promise (no closure of ours on the warm path).
+ * Once asynchronous, a rejection or a throw of `step` goes to `done(error)`; synchronously, a
+ * throw is left to Fastify's hook runner, which answers it the same way.
  */
-function after<T>(value: MaybePromise<T>, then: (value: T) => void, done: HookHandlerDoneFunction): void {
-  if (!isPromiseLike(value)) return then(value)
-  Promise.resolve(value).then(then).catch(done)
+function proceed<T>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+  value: MaybePromise<T>,
+  step: Step<T>,
+): void {
+  if (!isPromiseLike(value)) return step(request, reply, done, value)
+  Promise.resolve(value)
+    .then((settled) => step(request, reply, done, settled))
+    .catch(done)
+}
+
+/** The request's state, kept on the request for the hooks after this one and the handler. */
+function keep(request: FastifyRequest, customerId: string | undefined): PlanshipRequestState {
+  return (request.planship = requestState(customerId))
 }
 
 /**
  * The thin Fastify layer over the shared gate: the identifying hook of the plugin, consume and
  * requireFeature as `preHandler` hooks. A hook throwing synchronously is Fastify's to answer
  * (its hook runner sends the error); an asynchronous failure is handed to `done(error)`.
+ *
+ * Each step is a function of its own, called directly when the value before it is no promise:
+ * on a warm cache with a synchronous `identify`, a metered request allocates no promise and no
+ * closure of ours before the handler runs.
  */
 export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
   const { gate, log } = config
@@ -68,7 +88,9 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
       if (!reply.sent && !reply.raw.headersSent) void reply.send(denialBody(denial))
     }
     if (config.onDenied === undefined) return answered()
-    after(config.onDenied(request, reply, denial), answered, done)
+    const answering = config.onDenied(request, reply, denial)
+    if (isPromiseLike(answering)) Promise.resolve(answering).then(answered).catch(done)
+    else answered()
   }
 
   /** The request's identification, done once per request; synchronous when `identify` is. */
@@ -78,60 +100,79 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
     const known = request.planship
     if (known !== null && known !== undefined) return known
     const identifying = identifyCustomer(config.identify, [request, reply], log)
-    const identified = (customerId: string | undefined) => (request.planship = requestState(customerId))
-    return isPromiseLike(identifying) ? Promise.resolve(identifying).then(identified) : identified(identifying)
+    return isPromiseLike(identifying)
+      ? Promise.resolve(identifying).then((customerId) => keep(request, customerId))
+      : keep(request, identifying)
+  }
+
+  /** Runs `step` with the request's state, now when it is known, else once identified. */
+  function withState(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: HookHandlerDoneFunction,
+    step: Step<PlanshipRequestState>,
+  ): void {
+    proceed(request, reply, done, identify(request, reply), step)
   }
 
   return {
     /** The plugin's app-wide hook: identifies every request into `request.planship`. Never denies. */
     middleware(): PlanshipHook {
       return function planshipIdentify(request, reply, done) {
-        after(identify(request, reply), () => done(), done)
+        const identifying = identify(request, reply)
+        if (!isPromiseLike(identifying)) return done()
+        Promise.resolve(identifying)
+          .then(() => done())
+          .catch(done)
       }
     },
 
     consume(meteringId: string, options: ConsumeOptions = {}): PlanshipHook {
       const route = validateConsume(meteringId, options, log, succeeded)
-      // Not async (Fastify rejects an async hook of three parameters, and a promise per request
-      // is what the warm path must not pay): the decision is synchronous on a warm cache.
-      return function planshipConsume(request, reply, done) {
+
+      function admit(
+        request: FastifyRequest,
+        reply: FastifyReply,
+        done: HookHandlerDoneFunction,
+        args: FastifyArgs,
+        state: PlanshipRequestState,
+        verdict: Verdict,
+      ): void {
+        if (!verdict.allowed) return deny(request, reply, verdict, done)
+        if (verdict.headers !== undefined) setHeaders(reply, verdict.headers)
+        const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions, reply.raw)
+        state.reservations[meteringId] = hold
+        // The usage is read once Node's response is over ('finish', or 'close' for a client gone
+        // first: Fastify's onResponse never sees that), whether `reply.send` ended it, a
+        // streamed body did, or a hijacked handler wrote it itself.
+        if (verdict.reservation !== undefined) settleWhenOver(gate, log, route, args, reply.raw, hold, false)
+        done()
+      }
+
+      const decide: Step<PlanshipRequestState> = (request, reply, done, state) => {
         const args: FastifyArgs = [request, reply]
-        after(
-          identify(request, reply),
-          (state) =>
-            after(
-              gate.route(state, route, args),
-              (verdict) => {
-                if (!verdict.allowed) return deny(request, reply, verdict, done)
-                if (verdict.headers !== undefined) setHeaders(reply, verdict.headers)
-                const hold = new ReservationHold(gate, verdict.reservation, route, state.decisions, reply.raw)
-                state.reservations[meteringId] = hold
-                // The usage is read once Node's response is over ('finish', or 'close' for a
-                // client gone first: Fastify's onResponse never sees that), whether `reply.send`
-                // ended it, a streamed body did, or a hijacked handler wrote it itself.
-                if (verdict.reservation !== undefined) settleWhenOver(gate, log, route, args, reply.raw, hold, false)
-                done()
-              },
-              done,
-            ),
-          done,
-        )
+        const deciding = gate.route(state, route, args)
+        if (!isPromiseLike(deciding)) return admit(request, reply, done, args, state, deciding)
+        Promise.resolve(deciding)
+          .then((verdict) => admit(request, reply, done, args, state, verdict))
+          .catch(done)
+      }
+
+      // Not async: Fastify rejects an async hook of three parameters, and a promise per request
+      // is what the warm path must not pay.
+      return function planshipConsume(request, reply, done) {
+        withState(request, reply, done, decide)
       }
     },
 
     requireFeature(lever: string, options: FeatureOptions = {}): PlanshipHook {
       validateFeature(lever, options)
+      const pass: Step<Verdict> = (request, reply, done, verdict) =>
+        verdict.allowed ? done() : deny(request, reply, verdict, done)
+      const decide: Step<PlanshipRequestState> = (request, reply, done, state) =>
+        proceed(request, reply, done, gate.feature(state, lever, options), pass)
       return function planshipRequireFeature(request, reply, done) {
-        after(
-          identify(request, reply),
-          (state) =>
-            after(
-              gate.feature(state, lever, options),
-              (verdict) => (verdict.allowed ? done() : deny(request, reply, verdict, done)),
-              done,
-            ),
-          done,
-        )
+        withState(request, reply, done, decide)
       }
     },
   }

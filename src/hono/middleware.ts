@@ -77,6 +77,14 @@ function keepHeaders(c: Context, headers: Record<string, string>): void {
   for (const name in headers) if (!kept.has(name)) c.header(name, headers[name])
 }
 
+/** A middleware's next step, with what the step before it found. */
+type Step<T> = (c: Context, next: Next, value: T) => Promise<Response | void>
+
+/** Runs `step` with `value`, at once when it is no promise: the warm path adds no promise or closure of its own. */
+function proceed<T>(c: Context, next: Next, value: MaybePromise<T>, step: Step<T>): Promise<Response | void> {
+  return isPromiseLike(value) ? Promise.resolve(value).then((settled) => step(c, next, settled)) : step(c, next, value)
+}
+
 /** The thin Hono layer over the shared gate: identify, consume, requireFeature. */
 export function createHonoAdapter(config: HonoAdapterConfig) {
   const { gate, log, onDenied } = config
@@ -103,11 +111,6 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
     return known ?? identifyRequest(config.identify, [c], log, keep)
   }
 
-  /** Runs `then` on `value`, at once when it is no promise: the warm path adds none of its own. */
-  function chain<T>(value: MaybePromise<T>, then: (value: T) => Promise<Response | void>): Promise<Response | void> {
-    return isPromiseLike(value) ? Promise.resolve(value).then(then) : then(value)
-  }
-
   /**
    * Settles `hold` once the response is over. On @hono/node-server, Hono writes the response to
    * the Node one after the middleware chain resolved: it is watched there ('finish', 'close'),
@@ -123,21 +126,22 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
     res: ServerResponse | undefined,
     listening: boolean,
   ): void {
-    const end = (how: ResponseEnd) => settleAt(gate, log, route, args, hold, how)
     if (res !== undefined) {
-      if (c.error !== undefined && !res.headersSent) end(FAILED)
+      if (c.error !== undefined && !res.headersSent) settleAt(gate, log, route, args, hold, FAILED)
       else if (listening)
         return // under onAbort: 'bill', watched since admission
-      else if (clientGone(res)) end(LEFT_EARLY)
+      else if (clientGone(res)) settleAt(gate, log, route, args, hold, LEFT_EARLY)
       else settleWhenOver(gate, log, route, args, res, hold, true)
       return
     }
-    if (c.error !== undefined) return end(FAILED)
-    if (c.req.raw.signal.aborted) return end(LEFT_EARLY)
+    if (c.error !== undefined) return settleAt(gate, log, route, args, hold, FAILED)
+    if (c.req.raw.signal.aborted) return settleAt(gate, log, route, args, hold, LEFT_EARLY)
     const body = c.res.body
-    if (body === null) return end(NO_BODY)
+    if (body === null) return settleAt(gate, log, route, args, hold, NO_BODY)
     c.res = new Response(
-      watchBody(body, ({ complete, started }) => end({ complete, started, handlerDone: true })),
+      watchBody(body, ({ complete, started }) =>
+        settleAt(gate, log, route, args, hold, { complete, started, handlerDone: true }),
+      ),
       c.res,
     )
   }
@@ -180,21 +184,27 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
         })
       }
 
+      const decide: Step<PlanshipRequestState> = (c, next, state) => {
+        const deciding = gate.route(state, route, [c])
+        return isPromiseLike(deciding)
+          ? Promise.resolve(deciding).then((verdict) => admit(c, next, state, verdict))
+          : admit(c, next, state, deciding)
+      }
+
       // Not async: on a warm cache the decision is synchronous, and this layer adds no promise
-      // of its own before the handler runs.
+      // (and no closure) of its own before the handler runs.
       return function planshipConsume(c, next) {
-        return chain(identify(c), (state) =>
-          chain(gate.route(state, route, [c]), (verdict) => admit(c, next, state, verdict)),
-        )
+        return proceed(c, next, identify(c), decide)
       }
     },
 
     requireFeature(lever: string, options: FeatureOptions = {}): PlanshipMiddleware {
       validateFeature(lever, options)
+      const pass: Step<Verdict> = (c, next, verdict) => (verdict.allowed ? next() : deny(c, verdict))
+      const decide: Step<PlanshipRequestState> = (c, next, state) =>
+        proceed(c, next, gate.feature(state, lever, options), pass)
       return function planshipRequireFeature(c, next) {
-        return chain(identify(c), (state) =>
-          chain(gate.feature(state, lever, options), (verdict) => (verdict.allowed ? next() : deny(c, verdict))),
-        )
+        return proceed(c, next, identify(c), decide)
       }
     },
   }

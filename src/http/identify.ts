@@ -60,10 +60,18 @@ export function identifyRequest<A extends unknown[]>(
   keep: (args: A, state: PlanshipRequestState) => void,
 ): MaybePromise<PlanshipRequestState> {
   const identifying = identifyCustomer(identify, args, log)
-  const kept = (customerId: string | undefined) => {
-    const state = requestState(customerId)
-    keep(args, state)
-    return state
-  }
-  return isPromiseLike(identifying) ? Promise.resolve(identifying).then(kept) : kept(identifying)
+  return isPromiseLike(identifying)
+    ? Promise.resolve(identifying).then((customerId) => kept(args, customerId, keep))
+    : kept(args, identifying, keep)
+}
+
+/** A function of its own, not a closure made per request. */
+function kept<A extends unknown[]>(
+  args: A,
+  customerId: string | undefined,
+  keep: (args: A, state: PlanshipRequestState) => void,
+): PlanshipRequestState {
+  const state = requestState(customerId)
+  keep(args, state)
+  return state
 }

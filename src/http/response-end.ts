@@ -73,16 +73,24 @@ export function settleWhenOver<A extends unknown[]>(
   hold: ReservationHold,
   handlerDone: boolean,
 ): void {
-  const over = () =>
-    settleAt(gate, log, route, args, hold, { complete: res.writableFinished, started: res.headersSent, handlerDone })
   // It may be over already: the connection closed while the decision waited (a cold cache, an
   // async identify or store), or the handler wrote the whole response itself.
-  if (res.writableFinished || clientGone(res)) {
-    over()
-  } else {
-    // A server emits 'close' after 'finish' too; a response outside one (an in-process test
-    // harness, a serverless adapter) may only finish.
-    res.on('finish', over)
-    res.on('close', over)
-  }
+  if (res.writableFinished || clientGone(res)) return settleAt(gate, log, route, args, hold, endOf(res, handlerDone))
+  // One unnamed closure per request: bundlers that keep function names (tsx, esbuild's
+  // keepNames) add a `__name()` call to every named one, each time it is created.
+  listenUntilOver(res, () => settleAt(gate, log, route, args, hold, endOf(res, handlerDone)))
+}
+
+/** How `res` ended, read when it is over. */
+function endOf(res: ServerResponse, handlerDone: boolean): ResponseEnd {
+  return { complete: res.writableFinished, started: res.headersSent, handlerDone }
+}
+
+/**
+ * A server emits 'close' after 'finish' too; a response outside one (an in-process test
+ * harness, a serverless adapter) may only finish.
+ */
+function listenUntilOver(res: ServerResponse, over: () => void): void {
+  res.on('finish', over)
+  res.on('close', over)
 }
