@@ -159,12 +159,12 @@ export function createMeter(options: MeterCoreOptions): MeterCore {
 }
 
 /** What a framework adapter (Koa, Express) adds to a meter: handlers of type `H`, consume options `C`. */
-export interface HttpAdapter<H, C> {
+export interface HttpAdapter<H, C, S = H> {
   middleware(): H
   consume(meteringId: string, options?: C): H
   requireFeature(lever: string, options?: FeatureOptions): H
-  /** The identified customer's `status()` as JSON; optional for an adapter, required of a meter. */
-  statusRoute?(): H
+  /** The identified customer's `status()` as JSON: a route's handler, of the framework's kind `S`. */
+  statusRoute(): S
 }
 
 /** What a framework adapter is made from. */
@@ -183,14 +183,14 @@ export interface HttpAdapterConfig<A extends unknown[]> {
  * `identify` throws a `TypeError` saying so, when the route is defined rather than on its first
  * request.
  */
-export function createHttpMeter<A extends unknown[], H, C>(
+export function createHttpMeter<A extends unknown[], H, C, S = H>(
   options: HttpMeterOptions<A>,
-  adapt: (config: HttpAdapterConfig<A>) => HttpAdapter<H, C>,
-): MeterCore & Required<HttpAdapter<H, C>> {
+  adapt: (config: HttpAdapterConfig<A>) => HttpAdapter<H, C, S>,
+): MeterCore & HttpAdapter<H, C, S> {
   const { core, gate, config, log } = createCore(options)
   const { identify, onDenied } = config
   const adapter = identify === undefined ? undefined : adapt({ identify, onDenied, gate, log, status: core.status })
-  const mount = (mounting: string): HttpAdapter<H, C> => {
+  const mount = (mounting: string): HttpAdapter<H, C, S> => {
     if (adapter === undefined) {
       throw new TypeError(
         `planship-meter: ${mounting} needs the \`identify\` option of createMeter, a function returning the ` +
@@ -204,10 +204,6 @@ export function createHttpMeter<A extends unknown[], H, C>(
     middleware: () => mount('middleware()').middleware(),
     consume: (meteringId, consumeOptions) => mount('consume()').consume(meteringId, consumeOptions),
     requireFeature: (lever, featureOptions) => mount('requireFeature()').requireFeature(lever, featureOptions),
-    statusRoute: () => {
-      const mounted = mount('statusRoute()')
-      if (mounted.statusRoute === undefined) throw new TypeError('planship-meter: this adapter has no statusRoute()')
-      return mounted.statusRoute()
-    },
+    statusRoute: () => mount('statusRoute()').statusRoute(),
   }
 }

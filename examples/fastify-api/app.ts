@@ -29,6 +29,9 @@ export async function createDemoApp(
     async () => ({ id: `render-${Date.now()}`, status: 'queued' }),
   )
 
+  // The customer's own quotas, for a dashboard: never metered (GitHub's GET /rate_limit).
+  app.get('/v1/usage', meter.statusRoute())
+
   // Pro feature: CSV export.
   app.get('/v1/export.csv', { preHandler: meter.requireFeature('csv-export') }, async (_request, reply) =>
     reply.type('text/csv').send('id,name\n1,Ada\n2,Grace\n'),

@@ -27,6 +27,9 @@ export function createDemoApp(
     c.json({ id: `render-${Date.now()}`, status: 'queued' }),
   )
 
+  // The customer's own quotas, for a dashboard: never metered (GitHub's GET /rate_limit).
+  app.get('/v1/usage', meter.statusRoute())
+
   // Pro feature: CSV export.
   app.get('/v1/export.csv', meter.requireFeature('csv-export'), (c) =>
     c.body('id,name\n1,Ada\n2,Grace\n', 200, { 'content-type': 'text/csv' }),

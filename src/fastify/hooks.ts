@@ -8,6 +8,7 @@ import { ReservationHold } from '../http/reservation.js'
 import { settleWhenOver } from '../http/response-end.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import { type PlanshipRequestState, requestState } from '../http/state.js'
+import { STATUS_HEADERS, statusAnswer } from '../http/status-route.js'
 import type { HttpAdapterConfig } from '../meter.js'
 
 /** What Fastify hands every callback. */
@@ -22,6 +23,9 @@ export type { FeatureOptions }
  * without a promise of its own whenever the decision is synchronous, as on a warm cache.
  */
 export type PlanshipHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+
+/** `statusRoute()`: a route's handler, `app.get('/v1/usage', planship.statusRoute())`. */
+export type PlanshipStatusHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>
 
 type Denied = Extract<Verdict, { allowed: false }>
 
@@ -81,7 +85,7 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
    * the contract's body through `reply`, never thrown, so an app's `setErrorHandler` cannot
    * rewrite it. `done` is not called: the handler must not run.
    */
-  function deny(request: FastifyRequest, reply: FastifyReply, { denial }: Denied, done: HookHandlerDoneFunction): void {
+  function answerDenial(request: FastifyRequest, reply: FastifyReply, { denial }: Denied): MaybePromise<void> {
     reply.code(denial.status).headers(denial.headers)
     const answered = () => {
       // A custom answer that wrote nothing still answers, with the contract's body.
@@ -89,8 +93,13 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
     }
     if (config.onDenied === undefined) return answered()
     const answering = config.onDenied(request, reply, denial)
-    if (isPromiseLike(answering)) Promise.resolve(answering).then(answered).catch(done)
-    else answered()
+    return isPromiseLike(answering) ? Promise.resolve(answering).then(answered) : answered()
+  }
+
+  /** A hook's denial: `done` only for a custom answer that failed. */
+  function deny(request: FastifyRequest, reply: FastifyReply, denied: Denied, done: HookHandlerDoneFunction): void {
+    const answering = answerDenial(request, reply, denied)
+    if (isPromiseLike(answering)) Promise.resolve(answering).catch(done)
   }
 
   /** The request's identification, done once per request; synchronous when `identify` is. */
@@ -173,6 +182,16 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
         proceed(request, reply, done, gate.feature(state, lever, options), pass)
       return function planshipRequireFeature(request, reply, done) {
         withState(request, reply, done, decide)
+      }
+    },
+
+    /** A route handler answering the identified customer's status (401, 503 as the hooks deny). */
+    statusRoute(): PlanshipStatusHandler {
+      return async function planshipStatus(request, reply) {
+        const answer = await statusAnswer(await identify(request, reply), config.status)
+        if (!answer.allowed) await answerDenial(request, reply, answer)
+        else reply.code(200).headers(STATUS_HEADERS).send(answer.body)
+        return reply
       }
     },
   }

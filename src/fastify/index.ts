@@ -6,7 +6,13 @@ import type { FastifyInstance } from 'fastify'
 import { createHttpMeter, type MeterCore } from '../meter.js'
 import type { HttpMeterOptions } from '../options.js'
 import type { PlanshipRequestState } from '../http/state.js'
-import { type ConsumeOptions, createFastifyAdapter, type FastifyArgs, type PlanshipHook } from './hooks.js'
+import {
+  type ConsumeOptions,
+  createFastifyAdapter,
+  type FastifyArgs,
+  type PlanshipHook,
+  type PlanshipStatusHandler,
+} from './hooks.js'
 import type { FeatureOptions } from '../http/route.js'
 
 declare module 'fastify' {
@@ -48,6 +54,12 @@ export interface FastifyMeter extends MeterCore {
   consume(meteringId: string, options?: ConsumeOptions): PlanshipHook
   /** A `preHandler` hook letting the request through only when the customer's entitlement for `lever` is truthy. */
   requireFeature(lever: string, options?: FeatureOptions): PlanshipHook
+  /**
+   * A route's handler answering the identified customer's `status()` as JSON (200), for a usage
+   * page: never metered, nothing of another customer; 401 without a customer.
+   * `app.get('/v1/usage', planship.statusRoute())`
+   */
+  statusRoute(): PlanshipStatusHandler
 }
 
 /** `fastify-plugin`'s marks, set by hand: planship-meter has no runtime dependency on it. */
@@ -88,4 +100,4 @@ export function createMeter(options: FastifyMeterOptions): FastifyMeter {
 
 // Everything framework-neutral (`planship-meter/core`); the `createMeter` above shadows its own.
 export * from '../core/index.js'
-export type { ConsumeOptions, FastifyArgs, FeatureOptions, PlanshipHook }
+export type { ConsumeOptions, FastifyArgs, FeatureOptions, PlanshipHook, PlanshipStatusHandler }

@@ -14,6 +14,7 @@ import {
   type HonoArgs,
   type HonoOnDenied,
   type PlanshipMiddleware,
+  type PlanshipStatusHandler,
 } from './middleware.js'
 import type { PlanshipVariables } from './state.js'
 
@@ -40,6 +41,12 @@ export interface HonoMeter extends MeterCore {
   consume(meteringId: string, options?: ConsumeOptions): PlanshipMiddleware
   /** Lets the request through only when the customer's entitlement for `lever` is truthy. */
   requireFeature(lever: string, options?: FeatureOptions): PlanshipMiddleware
+  /**
+   * A route's handler answering the identified customer's `status()` as JSON (200), for a usage
+   * page: never metered, nothing of another customer; 401 without a customer.
+   * `app.get('/v1/usage', planship.statusRoute())`
+   */
+  statusRoute(): PlanshipStatusHandler
 }
 
 /**
@@ -66,4 +73,12 @@ export function createMeter(options: HonoMeterOptions): HonoMeter {
 
 // Everything framework-neutral (`planship-meter/core`); the `createMeter` above shadows its own.
 export * from '../core/index.js'
-export type { ConsumeOptions, FeatureOptions, HonoArgs, HonoOnDenied, PlanshipMiddleware, PlanshipVariables }
+export type {
+  ConsumeOptions,
+  FeatureOptions,
+  HonoArgs,
+  HonoOnDenied,
+  PlanshipMiddleware,
+  PlanshipStatusHandler,
+  PlanshipVariables,
+}

@@ -16,6 +16,8 @@ import {
   validateFeature,
 } from '../http/route.js'
 import type { PlanshipRequestState } from '../http/state.js'
+import { STATUS_HEADERS, statusAnswer } from '../http/status-route.js'
+import type { CustomerStatus } from '../enforcement/status.js'
 import { watchBody } from '../http/web-body.js'
 import type { Log } from '../log.js'
 import type { Denial, Identify } from '../options.js'
@@ -42,7 +44,11 @@ export interface HonoAdapterConfig {
   onDenied: HonoOnDenied | undefined
   gate: Gate
   log: Log
+  status: (customerId: string) => Promise<CustomerStatus>
 }
+
+/** `statusRoute()`: a route's handler, `app.get('/v1/usage', planship.statusRoute())`. */
+export type PlanshipStatusHandler = (c: Context) => Promise<Response>
 
 type Denied = Extract<Verdict, { allowed: false }>
 
@@ -205,6 +211,15 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
         proceed(c, next, gate.feature(state, lever, options), pass)
       return function planshipRequireFeature(c, next) {
         return proceed(c, next, identify(c), decide)
+      }
+    },
+
+    /** A route handler answering the identified customer's status (401, 503 as the others deny). */
+    statusRoute(): PlanshipStatusHandler {
+      return async function planshipStatus(c) {
+        const answer = await statusAnswer(await identify(c), config.status)
+        if (!answer.allowed) return deny(c, answer)
+        return c.json(answer.body, 200, STATUS_HEADERS)
       }
     },
   }

@@ -110,6 +110,15 @@ async function newCustomer(emulator: string, plan: string): Promise<string> {
 }
 
 /** Drivers by snippet key. Every key must name a snippet of the README (the test checks it). */
+/** The snippet's GET /v1/usage: the customer's render used, nothing metered by looking, 401 without one. */
+async function usagePage(app: string): Promise<void> {
+  const page = await get(`${app}/v1/usage`, 'free-customer')
+  assert.equal(page.status, 200)
+  const status = (await page.json()) as { customerId: string; levers: Record<string, { used?: number }> }
+  assert.deepEqual([status.customerId, status.levers['renders-per-minute']?.used], ['free-customer', 1])
+  assert.equal((await fetch(`${app}/v1/usage`)).status, 401)
+}
+
 export const drivers: Record<string, SnippetDriver> = {
   'Quick start': {
     async serve({ app }) {
@@ -143,6 +152,7 @@ export const drivers: Record<string, SnippetDriver> = {
       assert.equal(denied.status, 403)
       assert.equal(((await denied.json()) as { error: { code: string } }).error.code, 'feature_not_entitled')
       assert.equal((await get(`${app}/v1/export.csv`, 'pro-customer')).status, 200)
+      await usagePage(app)
     },
     usage: [['free-customer', 'render', 1]],
   },
@@ -156,6 +166,7 @@ export const drivers: Record<string, SnippetDriver> = {
       const csv = await get(`${app}/v1/export.csv`, 'pro-customer')
       assert.equal(csv.status, 200)
       assert.equal(await csv.text(), 'id,name\n')
+      await usagePage(app)
     },
     usage: [['free-customer', 'render', 1]],
   },

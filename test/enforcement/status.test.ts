@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict'
 import Router from '@koa/router'
+import { getRequestListener } from '@hono/node-server'
 import express from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
 import Koa from 'koa'
 import request from 'supertest'
 import { Planship } from '@planship/fetch'
 import type { ReserveDecision } from '../../src/index.js'
 import { startExpressHarness } from '../helpers/express.js'
+import { startFastifyHarness } from '../helpers/fastify.js'
+import { startHonoHarness } from '../helpers/hono.js'
 import { eachHarness, manualClock, startHarness } from '../helpers/harness.js'
 
 /** A deterministic PRNG (mulberry32): the property test replays the same traffic on every run. */
@@ -173,6 +178,41 @@ describe('statusRoute()', () => {
       assert.equal(res.body.levers['api-calls'].limit, 10000)
       assert.equal(res.body.levers['csv-export'].entitled, true)
       const denied = await request(app).get('/v1/usage').expect(401)
+      assert.equal(denied.body.error.code, 'customer_unidentified')
+    } finally {
+      await h.close()
+    }
+  })
+  it('Fastify: the same answers, from a route handler', async () => {
+    const h = await startFastifyHarness({ meter: { clock: manualClock() } }) // resetsAt of a window: from now
+    const app = Fastify()
+    try {
+      await app.register(h.meter.plugin)
+      app.get('/v1/usage', h.meter.statusRoute())
+      const res = await app.inject({ url: '/v1/usage', headers: { 'x-customer-id': 'pro-customer' } })
+      assert.equal(res.statusCode, 200)
+      assert.equal(res.headers['cache-control'], 'private, no-store')
+      assert.deepEqual(res.json(), JSON.parse(JSON.stringify(await h.meter.status('pro-customer'))))
+      const denied = await app.inject({ url: '/v1/usage' })
+      assert.deepEqual([denied.statusCode, denied.json().error.code], [401, 'customer_unidentified'])
+      const hostile = await app.inject({ url: '/v1/usage', headers: { 'x-customer-id': '..' } })
+      assert.equal(hostile.statusCode, 401)
+    } finally {
+      await app.close()
+      await h.close()
+    }
+  })
+
+  it('Hono: the same answers, from a route handler', async () => {
+    const h = await startHonoHarness({ meter: { clock: manualClock() } })
+    try {
+      const app = new Hono()
+      app.get('/v1/usage', h.meter.statusRoute())
+      const res = await request(getRequestListener(app.fetch)).get('/v1/usage').set('x-customer-id', 'pro-customer')
+      assert.equal(res.status, 200)
+      assert.equal(res.headers['cache-control'], 'private, no-store')
+      assert.deepEqual(res.body, JSON.parse(JSON.stringify(await h.meter.status('pro-customer'))))
+      const denied = await request(getRequestListener(app.fetch)).get('/v1/usage').expect(401)
       assert.equal(denied.body.error.code, 'customer_unidentified')
     } finally {
       await h.close()
