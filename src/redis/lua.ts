@@ -170,9 +170,14 @@ local function reconcile(lim)
   local id = lim.l
   if lim.pb then id = lim.l .. '\\0' .. (A.b or '\\0') end
   local v = S.views[id]
+  -- The customer's plan changed at S.rf (refresh()): a view of the old plan is not reconciled
+  -- with the new one (a downgrade's fall of the allowance is no usage Planship absorbed), and a
+  -- snapshot of the old plan, about to be decided again, leaves no view behind.
+  local rf = S.rf
+  if rf ~= nil and v ~= nil and v.sa < rf then v = nil end
   if v == nil then
     v = { sa = A.sa, ra = A.ra, rem = lim.rem, cur = firstSeq(), par = 0, cr = 0 }
-    S.views[id] = v
+    if rf == nil or A.sa >= rf then S.views[id] = v end
     return v
   end
   if A.sa <= v.sa then return v end
@@ -531,6 +536,14 @@ save()
 return cjson.encode({ stale = false, idle = not busy() })
 `
 
+/** refresh(): when the customer's plan changed, for reconciliation (see \`reconcile\`). */
+const MARK_REFRESHED = `
+if S == nil then return cjson.encode({ ok = true }) end
+if S.rf == nil or S.rf < A.at then S.rf = A.at end
+save()
+return cjson.encode({ ok = true })
+`
+
 export const SCRIPTS = {
   planshipMeterReserve: PRELUDE + RECONCILE + CHECK + RESERVE,
   planshipMeterExtend: PRELUDE + RECONCILE + CHECK + EXTEND,
@@ -541,6 +554,7 @@ export const SCRIPTS = {
   planshipMeterTake: PRELUDE + TAKE,
   planshipMeterSettle: PRELUDE + SETTLE,
   planshipMeterLease: PRELUDE + RECONCILE + CHECK + LEASE,
+  planshipMeterMarkRefreshed: PRELUDE + MARK_REFRESHED,
 } as const
 
 export type ScriptName = keyof typeof SCRIPTS

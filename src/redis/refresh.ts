@@ -6,14 +6,27 @@ import { tagOf } from './keys.js'
  * Plan changes across the fleet. `refresh()` on one replica writes, next to the customer's shared
  * copies, when its data changed (`P{T}:c:refreshed`, the new snapshot's fetch time). Every
  * replica reads that key with each shared decision, sent on the connection together with the
- * decision's script: one command more, no round trip more, and none at all on a warm lease. A
- * decision taken from a snapshot older than the mark is undone and taken again from new data.
+ * decision's script: one command more, no round trip more. A request served from a lease pays
+ * nothing and does not see it: it follows at its next entitlements refresh. A decision taken from
+ * a snapshot older than the mark is undone and taken again from new data. The customer's state
+ * holds the time too (`rf`), so that reconciliation starts afresh with the new plan.
  *
  * The mark lives as long as a snapshot can be used: after that, no replica holds an older one.
  */
-export function markRefreshed(redis: RedisConnection, ctx: StoreContext, customerId: string, at: number) {
-  const key = redis.keys.copy(tagOf(customerId), 'refreshed')
-  return redis.call(redis.client.set(key, String(at), 'PX', Math.max(1, ctx.maxSnapshotAgeMs)), 'SET')
+export async function markRefreshed(
+  redis: RedisConnection,
+  ctx: StoreContext,
+  customerId: string,
+  at: number,
+  common: Record<string, unknown>,
+): Promise<void> {
+  const tag = tagOf(customerId)
+  const key = redis.keys.copy(tag, 'refreshed')
+  await Promise.all([
+    redis.call(redis.client.set(key, String(at), 'PX', Math.max(1, ctx.maxSnapshotAgeMs)), 'SET'),
+    // In the state too, for its reconciliation: the new plan's snapshots start afresh.
+    redis.run('planshipMeterMarkRefreshed', tag, { ...common, at }),
+  ])
 }
 
 /**

@@ -499,7 +499,8 @@ export class RedisUsageStore implements UsageStore {
   /** Every replica's next shared decision sees the change (see refresh.ts). */
   async markRefreshed(customerId: string, at: number): Promise<void> {
     await this.#local?.markRefreshed(customerId)
-    await markRefreshed(this.#redis!, this.#bound(), customerId, at)
+    const ctx = this.#bound()
+    await markRefreshed(this.#redis!, ctx, customerId, at, this.#common(ctx))
   }
 
   /** Once per fleet and period (see alerts.ts); rejects when Redis cannot say. */

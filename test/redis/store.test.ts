@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
+import { Planship } from '@planship/fetch'
 import request from 'supertest'
 import { createMeter } from '../../src/index.js'
 import { RedisUsageStore } from '../../src/redis/index.js'
@@ -97,6 +98,42 @@ describe('RedisUsageStore', () => {
       survivor.close()
     })
   }
+
+  it('after a downgrade and refresh() on one replica, usage not yet in Planship’s numbers still counts on every replica', async () => {
+    // Planship aggregates 10 s late here; the meters allow for 15 s.
+    const late = await startHarness({
+      emulator: { aggregationLagMs: 10_000 },
+      meter: { cache: { aggregationLagMs: 15_000 } },
+    })
+    const keyPrefix = uniquePrefix('downgrade')
+    const [a, b] = [0, 1].map(() => createMeter({ ...late.options, store: new RedisUsageStore({ client, keyPrefix }) }))
+    try {
+      const customer = 'redis-downgrader@example.com'
+      late.emu.createCustomer(customer, 'pro')
+      const used = await b!.reserve(customer, 'api-call', { cost: 10 })
+      assert.ok(used.allowed)
+      await used.commit()
+      await b!.flush() // acknowledged, not in Planship's numbers for 10 s
+      const looked = await a!.reserve(customer, 'api-call') // replica a reconciles with the pro plan too
+      assert.ok(looked.allowed)
+      await looked.release()
+      const { clientId, clientSecret, productSlug, url } = late.emu
+      const planship = new Planship(productSlug, { clientId, clientSecret }, { baseUrl: url })
+      const [subscription] = await planship.listSubscriptions(customer, productSlug)
+      await planship.changeSubscriptionPlan(customer, subscription!.subscriptionId, 'free')
+      await a!.refresh(customer)
+      // Free has 100 calls and 10 are used, on either replica: the fall from 10 000 is the plan's.
+      for (const meter of [b!, a!]) {
+        assert.equal((await meter.reserve(customer, 'api-call', { cost: 91 })).allowed, false)
+        const rest = await meter.reserve(customer, 'api-call', { cost: 90 })
+        assert.ok(rest.allowed)
+        await rest.release()
+      }
+    } finally {
+      await Promise.all([a!.close(), b!.close()])
+      await late.close()
+    }
+  })
 
   it('two meters sharing one Redis admit exactly the allowance under 60 concurrent requests', async () => {
     const keyPrefix = uniquePrefix('twometers')
