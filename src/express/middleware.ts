@@ -4,11 +4,11 @@ import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
 import { wrongFramework } from '../http/framework.js'
-import { identifyCustomer } from '../http/identify.js'
+import { identifyRequest } from '../http/identify.js'
 import { ReservationHold } from '../http/reservation.js'
 import { clientGone, settleAt, settleWhenOver } from '../http/response-end.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
-import { type PlanshipRequestState, requestState } from '../http/state.js'
+import type { PlanshipRequestState } from '../http/state.js'
 import { STATUS_HEADERS, statusAnswer } from '../http/status-route.js'
 import type { CustomerStatus } from '../enforcement/status.js'
 import type { Log } from '../log.js'
@@ -37,6 +37,11 @@ export interface ExpressAdapterConfig {
 type Denied = Extract<Verdict, { allowed: false }>
 /** The response as the adapter's own steps see it: `res.locals.planship` may not be set yet. */
 type Res = Response
+
+/** The request's state, in `res.locals` for the layers after this one and the handler. */
+const keep = ([, res]: ExpressArgs, state: PlanshipRequestState) => {
+  res.locals.planship = state
+}
 type Next = (error?: unknown) => void
 
 const succeeded = ([, res]: ExpressArgs) => res.statusCode < 400
@@ -73,18 +78,11 @@ export function createExpressAdapter(config: ExpressAdapterConfig) {
     if (!res.headersSent) res.json(denialBody(denial))
   }
 
-  function identified(res: Res, customerId: string | undefined): PlanshipRequestState {
-    return (res.locals.planship = requestState(customerId))
-  }
-
   /** The request's identification, done once per request; synchronous when `identify` is. */
   function identify(req: Request, res: Res): MaybePromise<PlanshipRequestState> {
     const known = res.locals.planship
     if (known !== undefined) return known
-    const identifying = identifyCustomer(config.identify, [req, res], log)
-    return isPromiseLike(identifying)
-      ? Promise.resolve(identifying).then((customerId) => identified(res, customerId))
-      : identified(res, identifying)
+    return identifyRequest(config.identify, [req, res], log, keep)
   }
 
   /** Runs `step` with the request's state, now when it is known, else once identified. */

@@ -3,11 +3,11 @@ import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import { wrongFramework } from '../http/framework.js'
 import type { Verdict } from '../http/gate.js'
-import { identifyCustomer } from '../http/identify.js'
+import { identifyRequest } from '../http/identify.js'
 import { ReservationHold } from '../http/reservation.js'
 import { settleWhenOver } from '../http/response-end.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
-import { type PlanshipRequestState, requestState } from '../http/state.js'
+import type { PlanshipRequestState } from '../http/state.js'
 import { STATUS_HEADERS, statusAnswer } from '../http/status-route.js'
 import type { HttpAdapterConfig } from '../meter.js'
 
@@ -64,8 +64,8 @@ function proceed<T>(
 }
 
 /** The request's state, kept on the request for the hooks after this one and the handler. */
-function keep(request: FastifyRequest, customerId: string | undefined): PlanshipRequestState {
-  return (request.planship = requestState(customerId))
+function keep([request]: FastifyArgs, state: PlanshipRequestState): void {
+  request.planship = state
 }
 
 /**
@@ -108,10 +108,7 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
     if (request.raw === undefined) throw wrongFramework('fastify', request)
     const known = request.planship
     if (known !== null && known !== undefined) return known
-    const identifying = identifyCustomer(config.identify, [request, reply], log)
-    return isPromiseLike(identifying)
-      ? Promise.resolve(identifying).then((customerId) => keep(request, customerId))
-      : keep(request, identifying)
+    return identifyRequest(config.identify, [request, reply], log, keep)
   }
 
   /** Runs `step` with the request's state, now when it is known, else once identified. */

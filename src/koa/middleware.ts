@@ -3,11 +3,11 @@ import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import type { Gate, Verdict } from '../http/gate.js'
 import { wrongFramework } from '../http/framework.js'
-import { identifyCustomer } from '../http/identify.js'
+import { identifyRequest } from '../http/identify.js'
 import { type FeatureOptions, type RouteConsumeOptions, validateConsume, validateFeature } from '../http/route.js'
 import { ReservationHold } from '../http/reservation.js'
 import { clientGone, settleAt, settleWhenOver } from '../http/response-end.js'
-import { type PlanshipRequestState, requestState } from '../http/state.js'
+import type { PlanshipRequestState } from '../http/state.js'
 import { STATUS_HEADERS, statusAnswer } from '../http/status-route.js'
 import type { CustomerStatus } from '../enforcement/status.js'
 import type { Log } from '../log.js'
@@ -27,6 +27,11 @@ export interface KoaAdapterConfig {
 }
 
 type Ctx = Context & { state: Partial<PlanshipState> }
+
+/** The request's state, in `ctx.state` for the middleware after this one and the handler. */
+const keep = ([ctx]: [ctx: Ctx], state: PlanshipRequestState) => {
+  ctx.state.planship = state
+}
 type Denied = Extract<Verdict, { allowed: false }>
 
 const succeeded = ([ctx]: [Context]) => ctx.status < 400
@@ -64,16 +69,7 @@ export function createKoaAdapter(config: KoaAdapterConfig) {
   function identify(ctx: Ctx): MaybePromise<PlanshipRequestState> {
     if (ctx.state === undefined) throw wrongFramework('koa', ctx) // mounted on Express: name the right import
     if (ctx.state.planship !== undefined) return ctx.state.planship
-    const identifying = identifyCustomer(config.identify, [ctx], log)
-    return isPromiseLike(identifying)
-      ? Promise.resolve(identifying).then((customerId) => identified(ctx, customerId))
-      : identified(ctx, identifying)
-  }
-
-  function identified(ctx: Ctx, customerId: string | undefined): PlanshipRequestState {
-    const state = requestState(customerId)
-    ctx.state.planship = state
-    return state
+    return identifyRequest(config.identify, [ctx], log, keep)
   }
 
   return {
