@@ -5,9 +5,11 @@
  * meter and Node's response code all run, and TCP and the load generator do not. CPU µs per
  * request, servers interleaved, median of rounds. Much less noisy than HTTP on a shared machine;
  * use it to compare changes to the request path. `BENCH_FRAMEWORK=express` (default koa),
- * `BENCH_MODES=bare,meter`, `BENCH_ROUNDS`, `BENCH_REQUESTS`; `BENCH_PROFILE=meter` writes a CPU
- * profile of that server's measured requests to bench/profiles/ (summarise it with
- * bench/profile-summary.ts).
+ * `BENCH_MODES=bare,meter`, `BENCH_ROUNDS`, `BENCH_REQUESTS`, `BENCH_CUSTOMERS` (default 1 000);
+ * `BENCH_QUIET=1` turns reporting off in every meter row (no report POSTs to the in-process
+ * emulator, whose CPU would count); `BENCH_PROFILE=meter,bare` writes a CPU profile of those
+ * servers' measured requests to bench/profiles/ (summarise one with bench/profile-summary.ts,
+ * compare two with bench/profile-diff.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -19,8 +21,8 @@ const framework = (process.env['BENCH_FRAMEWORK'] ?? 'koa') as Framework
 const modes = (process.env['BENCH_MODES'] ?? 'bare,meter,meter-no-headers,limiter').split(',') as Mode[]
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 5)
 const perRound = Number(process.env['BENCH_REQUESTS'] ?? 100_000)
-const profiled = process.env['BENCH_PROFILE'] as Mode | undefined
-const customers = 1000
+const profiled = process.env['BENCH_PROFILE']?.split(',') as Mode[] | undefined
+const customers = Number(process.env['BENCH_CUSTOMERS'] ?? 1000)
 
 const emu = await startEmulator()
 for (let i = 0; i < customers; i++) emu.createCustomer(`bench-${i}`, 'pro')
@@ -46,7 +48,7 @@ if (session !== undefined) {
 
 for (let round = 0; round < rounds; round++) {
   for (const server of servers) {
-    const profiling = session !== undefined && server.mode === profiled
+    const profiling = session !== undefined && profiled!.includes(server.mode)
     if (profiling) await session.post('Profiler.start')
     global.gc?.()
     const start = process.cpuUsage()

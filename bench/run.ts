@@ -394,8 +394,8 @@ if (rounds > 0) {
   }
 }
 // Then many distinct customers through B: report POSTs per second and RSS (printed last, it is long).
-// On the first selected framework that has its meter (Koa's unless deselected).
-const memoryFramework = frameworks.find((framework) => !missing.includes(framework))
+// On the first selected framework that has its meter (Koa's unless deselected); none with `--memory-customers 0`.
+const memoryFramework = memoryCustomers > 0 ? frameworks.find((framework) => !missing.includes(framework)) : undefined
 const busy =
   memoryFramework === undefined ? undefined : await manyCustomers(memoryFramework, memoryCustomers, memoryCheckpoint)
 await stop(emulator.child)

@@ -73,7 +73,7 @@ export function meterOptions(mode: Mode, target: PlanshipTarget) {
     productSlug: target.productSlug,
     planship: { baseUrl: target.url, clientId: target.clientId, clientSecret: target.clientSecret },
     logger: {},
-    ...(mode === 'meter-quiet' ? { reporting: { flushIntervalMs: 1e9 } } : {}),
+    ...(mode === 'meter-quiet' || process.env['BENCH_QUIET'] === '1' ? { reporting: { flushIntervalMs: 1e9 } } : {}),
     ...(mode === 'meter-no-headers' ? { headers: false as const } : {}),
   }
 }

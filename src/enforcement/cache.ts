@@ -17,7 +17,15 @@ export type Freshness = 'fresh' | 'stale'
 export interface Cached<V> {
   snapshot: Snapshot<V>
   freshness: Freshness
+  /**
+   * What callers derived from this snapshot (the enforcer's planned limits), kept with it and
+   * shared by its fresh and stale answers: found without a lookup of its own on a warm request.
+   */
+  derived: Map<string, unknown>
 }
+
+/** An entry's place in the LRU order is refreshed at most this often: a move costs on every warm lookup. */
+const TOUCH_INTERVAL_MS = 1_000
 
 export interface RefreshingCacheConfig<V> {
   max: number
@@ -48,7 +56,7 @@ export interface RefreshingCacheConfig<V> {
  */
 export class RefreshingCache<V> {
   /** Each snapshot with its two possible answers, built once: a warm lookup allocates nothing. */
-  readonly #lru: LRUCache<string, { fresh: Cached<V>; stale: Cached<V> }>
+  readonly #lru: LRUCache<string, { fresh: Cached<V>; stale: Cached<V>; touchedAt: number }>
   readonly #inflight = new Map<string, Promise<Snapshot<V>>>()
   /** Recent load failures: a failing key is tried once per backoff (growing), not per request. */
   readonly #failures: LRUCache<string, { retryAt: number; count: number; error: unknown }>
@@ -65,9 +73,13 @@ export class RefreshingCache<V> {
    * snapshot starts a background refresh, unless `refresh` is false.
    */
   peek(key: string, refresh = true): Cached<V> | undefined {
-    const entry = this.#lru.get(key)
+    const entry = this.#lru.peek(key)
     if (entry === undefined) return undefined
     const now = this.#config.clock.now()
+    if (now - entry.touchedAt >= TOUCH_INTERVAL_MS) {
+      entry.touchedAt = now
+      this.#lru.get(key) // most recently used: the least recently used are evicted first
+    }
     const age = now - entry.fresh.snapshot.fetchedAt
     if (age < this.#config.ttlMs) return entry.fresh
     if (age >= this.#config.ttlMs + this.#config.maxStaleMs) return undefined
@@ -79,7 +91,12 @@ export class RefreshingCache<V> {
 
   /** The usable snapshot for `key`, loading it when there is none. Rejects when loading fails. */
   async get(key: string): Promise<Cached<V>> {
-    return this.peek(key) ?? { snapshot: await this.#refresh(key), freshness: 'fresh' }
+    const cached = this.peek(key)
+    if (cached !== undefined) return cached
+    const snapshot = await this.#refresh(key)
+    // The stored answer when it is this one, so that what is derived from it is kept with it.
+    const stored = this.#lru.peek(key)?.fresh
+    return stored?.snapshot === snapshot ? stored : { snapshot, freshness: 'fresh', derived: new Map() }
   }
 
   /**
@@ -138,7 +155,12 @@ export class RefreshingCache<V> {
           this.#config.breaker.success()
           // Forgotten while loading (a refresh or the customer bound): the answer is not kept.
           if (this.#inflight.get(key) !== pending) return snapshot
-          this.#lru.set(key, { fresh: { snapshot, freshness: 'fresh' }, stale: { snapshot, freshness: 'stale' } })
+          const derived = new Map<string, unknown>()
+          this.#lru.set(key, {
+            fresh: { snapshot, freshness: 'fresh', derived },
+            stale: { snapshot, freshness: 'stale', derived },
+            touchedAt: this.#config.clock.now(),
+          })
           this.#config.onStored?.()
           this.#failures.delete(key)
           return snapshot

@@ -142,8 +142,6 @@ export class Enforcer {
   #drained: (() => void) | undefined
   #stopped = false
   #sealed = false
-  /** Limits computed per entitlements snapshot, by metering id and bucket. */
-  readonly #plans = new WeakMap<Snapshot<Entitlements>, Map<string, PlannedLimits>>()
   /** Grows whenever what metering ids feed is learned again: planned limits are recomputed. */
   #catalog = 0
   /** Metering ids already reported as feeding no lever (logged once each). */
@@ -286,8 +284,9 @@ export class Enforcer {
   ): PlannedLimits | Promise<ConsumeDecision> {
     const snapshot = entitlements.snapshot
     const planKey = request.bucket === undefined ? request.meteringId : `${request.meteringId}\u0000${request.bucket}`
-    let plans = this.#plans.get(snapshot)
-    const planned = plans?.get(planKey)
+    // Kept with the snapshot (see Cached.derived): a warm request finds them without a lookup of its own.
+    const plans = entitlements.derived as Map<string, PlannedLimits>
+    const planned = plans.get(planKey)
     if (planned !== undefined && planned.levers === levers && planned.catalog === this.#catalog) return planned
     const limits: LeverLimit[] = []
     let fromUsage = false
@@ -312,10 +311,7 @@ export class Enforcer {
     }
     const plan: PlannedLimits = { levers, catalog: this.#catalog, limits }
     // An unseen bucket's allowance also depends on the usage snapshot: not kept.
-    if (!fromUsage) {
-      if (plans === undefined) this.#plans.set(snapshot, (plans = new Map()))
-      plans.set(planKey, plan)
-    }
+    if (!fromUsage) plans.set(planKey, plan)
     return plan
   }
 
