@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import request from 'supertest'
 import { createMeter, type MeterEvent } from '../../src/index.js'
-import { appWith, type Harness, startHarness } from '../helpers/harness.js'
+import { appWith, type Harness, manualClock, startHarness } from '../helpers/harness.js'
 
 describe('the report budget (reporting.maxPostsPerSecond)', function () {
   this.timeout(15_000)
@@ -21,8 +21,13 @@ describe('the report budget (reporting.maxPostsPerSecond)', function () {
 
   it('bounds the POSTs of busy keys per pass, longest-waiting first; idle keys go out all the same', async () => {
     const passes: number[] = []
+    // Busy or idle is read on the meter's clock: held still while the requests come, every key
+    // stays busy however slow a loaded machine makes a round; moved past an interval, all are idle.
+    // (On the real clock, a round slower than a pass made keys idle mid-round: 30 POSTs "while busy".)
+    const clock = manualClock()
     const meter = createMeter({
       ...h.options,
+      clock,
       reporting: { flushIntervalMs: 200, maxPostsPerSecond: 25 }, // 5 busy keys per 200 ms pass
       onEvent: (event: MeterEvent) => {
         if (event.type === 'flush') passes.push(event.result.reports)
@@ -36,8 +41,7 @@ describe('the report budget (reporting.maxPostsPerSecond)', function () {
     await Promise.all(customers.map((customer) => request(app).post('/').set('x-customer-id', customer).expect(200)))
     await meter.flush()
     passes.length = 0
-    // Busy: every customer gets a request in each round of concurrent requests, a round every few
-    // ms (a key stays busy even when a loaded machine makes a round slow), for a bit over a
+    // Busy: every customer gets a request in each round of concurrent requests, for a bit over a
     // second and at least 3 passes, 10 s at most.
     let sent = customers.length
     const busyUntil = Date.now() + 1_200
@@ -52,7 +56,9 @@ describe('the report budget (reporting.maxPostsPerSecond)', function () {
       whileBusy.every((reports) => reports <= 5),
       `POSTs per pass while busy: ${whileBusy.join(' ')}`,
     )
-    // Idle now: every key goes out within a couple of passes, beyond the budget.
+    // Idle now: at most one pass (5 keys) ran since the last round gave all 30 usage, so the next
+    // pass finds more than 5 idle keys and sends them all, beyond the budget.
+    clock.advance(201)
     for (let i = 0; i < 100 && h.emu.recordedUsage() < sent; i++) await sleep(50)
     assert.equal(h.emu.recordedUsage(), sent, 'every unit went out in the end')
     assert.ok(
