@@ -46,6 +46,11 @@ export interface Telemetry {
   onEvent(event: MeterEvent): void
   /** Counts one decision: called per request, so it builds no event object. Never throws. */
   decision(record: DecisionFields, cost: number | undefined): void
+  /**
+   * Whether the metrics go anywhere: `false` when no SDK was registered before `createMeter()`,
+   * whose instruments then stay the API's no-ops (counting decisions for them is wasted work).
+   */
+  readonly metered: boolean
   /** Spans and durations of every Planship call. */
   client: ClientInstrumentation
   /** Records one call to a shared store (Redis): its duration and, when it failed, why. */
@@ -167,6 +172,8 @@ export function createTelemetry(): Telemetry | undefined {
   }
 
   return {
+    // The no-op provider hands out the one no-op meter: nothing it creates is ever collected.
+    metered: meter !== api.createNoopMeter(),
     decision(record, cost) {
       let key = decisionKeys.get(record)
       if (key === undefined)
@@ -282,17 +289,19 @@ class Tally {
 }
 
 /**
- * Where each decision goes: the telemetry counts it, and only a user's `onEvent` gets an event
- * object, built for it alone. `undefined` when neither listens: a decision then costs nothing.
+ * Where each decision goes: the telemetry counts it (when an SDK collects its metrics), and only
+ * a user's `onEvent` gets an event object, built for it alone. `undefined` when neither listens:
+ * a decision then costs nothing.
  */
 export function decisionSink(
   telemetry: Telemetry | undefined,
   listener: ((event: MeterEvent) => void) | undefined,
 ): DecisionSink | undefined {
-  if (telemetry === undefined && listener === undefined) return undefined
+  const counting = telemetry?.metered === true ? telemetry : undefined
+  if (counting === undefined && listener === undefined) return undefined
   return (customerId, record, cost) => {
     try {
-      telemetry?.decision(record, cost)
+      counting?.decision(record, cost)
     } catch {
       // An SDK failing must not cost the user their own listener.
     }

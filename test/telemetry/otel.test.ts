@@ -5,6 +5,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import request from 'supertest'
 import { demoApp, type Harness, manualClock, startHarness } from '../helpers/harness.js'
+import { createTelemetry, decisionSink } from '../../src/telemetry/telemetry.js'
 import { startSdk, type TestSdk } from './sdk.js'
 
 const ENTITLEMENTS = 'GET /api/v1/customers/{customer_id}/products/{product_slug}/entitlements'
@@ -182,6 +183,33 @@ describe('OpenTelemetry instrumentation, provider registered after createMeter()
       assert.deepEqual(await sdk.points('planship_meter.decisions'), [])
     } finally {
       await h.close()
+      await sdk.stop()
+    }
+  })
+})
+
+describe('the decision sink', () => {
+  it('counts nothing without an SDK registered first (its instruments stay no-ops), and counts with one', async () => {
+    const unmetered = createTelemetry()!
+    assert.equal(unmetered.metered, false)
+    assert.equal(decisionSink(unmetered, undefined), undefined, 'a decision costs nothing')
+    const events: unknown[] = []
+    const sink = decisionSink(unmetered, (event) => events.push(event))
+    sink?.('c', { kind: 'consume', subject: 'api-call', allowed: true, source: 'fresh' }, 1)
+    assert.equal(events.length, 1, 'onEvent still gets every decision')
+    await unmetered.close()
+    const sdk = startSdk()
+    const metered = createTelemetry()!
+    try {
+      assert.equal(metered.metered, true)
+      decisionSink(metered, undefined)?.(
+        'c',
+        { kind: 'consume', subject: 'api-call', allowed: true, source: 'fresh' },
+        1,
+      )
+      assert.equal(await sdk.total('planship_meter.decisions'), 1)
+    } finally {
+      await metered.close()
       await sdk.stop()
     }
   })
