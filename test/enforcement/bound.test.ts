@@ -25,6 +25,24 @@ function fixture(customers: string[]): Fixture {
 
 describe('the customer bound (cache.max)', () => {
   /**
+   * A meter that keeps 2 customers (`cache.max`), on a manual clock and never flushing by itself,
+   * over an emulator where `customer` and six others have 20 calls each.
+   */
+  async function boundedMeter(customer: string, cache: { aggregationLagMs?: number } = {}) {
+    const others = Array.from({ length: 6 }, (_, i) => `other-${i}`)
+    const emu = await startEmulator({ fixture: fixture([customer, ...others]) })
+    const clock = manualClock()
+    const meter = createMeter({
+      productSlug: 'bound-api',
+      planship: { baseUrl: emu.url, clientId: 'bound-id', clientSecret: 'bound-secret' },
+      cache: { max: 2, ...cache },
+      reporting: { flushIntervalMs: 3_600_000 },
+      clock,
+    })
+    return { emu, meter, clock, others }
+  }
+
+  /**
    * `count` one-off customers through the memory store and a cache of `max`, a thousand a second,
    * with a flush every `flushEvery` customers (a second); the first `stuck` customers' reports
    * always fail (Planship refusing them for a while). Returns the most customers either held at once.
@@ -107,16 +125,7 @@ describe('the customer bound (cache.max)', () => {
 
   it('a customer with 10 of 20 left, forgotten and seen again, gets exactly 10 more', async function () {
     this.timeout(10_000)
-    const others = Array.from({ length: 6 }, (_, i) => `other-${i}`)
-    const emu = await startEmulator({ fixture: fixture(['half-used', ...others]) })
-    const clock = manualClock()
-    const meter = createMeter({
-      productSlug: 'bound-api',
-      planship: { baseUrl: emu.url, clientId: 'bound-id', clientSecret: 'bound-secret' },
-      cache: { max: 2, aggregationLagMs: 1_000 },
-      reporting: { flushIntervalMs: 3_600_000 },
-      clock,
-    })
+    const { emu, meter, clock, others } = await boundedMeter('half-used', { aggregationLagMs: 1_000 })
     try {
       const half = await meter.reserve('half-used', 'call', { cost: 10 })
       assert.ok(half.allowed)
@@ -149,16 +158,7 @@ describe('the customer bound (cache.max)', () => {
 
   it('never drops pending usage: it is delivered first, and counts until then', async function () {
     this.timeout(10_000)
-    const others = Array.from({ length: 6 }, (_, i) => `other-${i}`)
-    const emu = await startEmulator({ fixture: fixture(['pending', ...others]) })
-    const clock = manualClock()
-    const meter = createMeter({
-      productSlug: 'bound-api',
-      planship: { baseUrl: emu.url, clientId: 'bound-id', clientSecret: 'bound-secret' },
-      cache: { max: 2 },
-      reporting: { flushIntervalMs: 3_600_000 },
-      clock,
-    })
+    const { emu, meter, clock, others } = await boundedMeter('pending')
     try {
       const d = await meter.reserve('pending', 'call', { cost: 15 })
       assert.ok(d.allowed)
