@@ -1,4 +1,13 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type {
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerBase,
+  RawServerDefault,
+  RouteGenericInterface,
+} from 'fastify'
 import { isPromiseLike, type MaybePromise } from '../enforcement/store.js'
 import { denialBody } from '../http/denial.js'
 import { wrongFramework } from '../http/framework.js'
@@ -19,13 +28,38 @@ export type ConsumeOptions = RouteConsumeOptions<FastifyArgs>
 export type { FeatureOptions }
 
 /**
+ * A function of Fastify's request and reply (then `Rest`), generic in the raw server as Fastify's
+ * own hooks and handlers are, so that it fits the routes of an HTTP/2 app too.
+ */
+export interface OnAnyServer<Rest extends unknown[], Result> {
+  <
+    RawServer extends RawServerBase = RawServerDefault,
+    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+  >(
+    request: FastifyRequest<RouteGenericInterface, RawServer, RawRequest>,
+    reply: FastifyReply<RouteGenericInterface, RawServer, RawRequest, RawReply>,
+    ...rest: Rest
+  ): Result
+}
+
+/**
  * A `preHandler` hook of a meter, in callback style: it calls `done()` (or answers the denial)
  * without a promise of its own whenever the decision is synchronous, as on a warm cache.
  */
-export type PlanshipHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+export type PlanshipHook = OnAnyServer<[done: HookHandlerDoneFunction], void>
 
 /** `statusRoute()`: a route's handler, `app.get('/v1/usage', planship.statusRoute())`. */
-export type PlanshipStatusHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>
+export type PlanshipStatusHandler = OnAnyServer<[], Promise<unknown>>
+
+/**
+ * The hooks are written against Fastify's default types: they read only what every raw server's
+ * request and reply have (`raw`, headers, Node's response events), HTTP/2 ones included.
+ */
+const anyServerHook = (hook: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void) =>
+  hook as PlanshipHook
+const anyServerHandler = (handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>) =>
+  handler as PlanshipStatusHandler
 
 type Denied = Extract<Verdict, { allowed: false }>
 
@@ -124,13 +158,13 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
   return {
     /** The plugin's app-wide hook: identifies every request into `request.planship`. Never denies. */
     middleware(): PlanshipHook {
-      return function planshipIdentify(request, reply, done) {
+      return anyServerHook(function planshipIdentify(request, reply, done) {
         const identifying = identify(request, reply)
         if (!isPromiseLike(identifying)) return done()
         Promise.resolve(identifying)
           .then(() => done())
           .catch(done)
-      }
+      })
     },
 
     consume(meteringId: string, options: ConsumeOptions = {}): PlanshipHook {
@@ -166,9 +200,9 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
 
       // Not async: Fastify rejects an async hook of three parameters, and a promise per request
       // is what the warm path must not pay.
-      return function planshipConsume(request, reply, done) {
+      return anyServerHook(function planshipConsume(request, reply, done) {
         withState(request, reply, done, decide)
-      }
+      })
     },
 
     requireFeature(lever: string, options: FeatureOptions = {}): PlanshipHook {
@@ -177,19 +211,19 @@ export function createFastifyAdapter(config: HttpAdapterConfig<FastifyArgs>) {
         verdict.allowed ? done() : deny(request, reply, verdict, done)
       const decide: Step<PlanshipRequestState> = (request, reply, done, state) =>
         proceed(request, reply, done, gate.feature(state, lever, options), pass)
-      return function planshipRequireFeature(request, reply, done) {
+      return anyServerHook(function planshipRequireFeature(request, reply, done) {
         withState(request, reply, done, decide)
-      }
+      })
     },
 
     /** A route handler answering the identified customer's status (401, 503 as the hooks deny). */
     statusRoute(): PlanshipStatusHandler {
-      return async function planshipStatus(request, reply) {
+      return anyServerHandler(async function planshipStatus(request, reply) {
         const answer = await statusAnswer(await identify(request, reply), config.status)
         if (!answer.allowed) await answerDenial(request, reply, answer)
         else reply.code(200).headers(STATUS_HEADERS).send(answer.body)
         return reply
-      }
+      })
     },
   }
 }

@@ -55,12 +55,31 @@ export function settleAt<A extends unknown[]>(
 }
 
 /**
- * Whether the client of `res` is gone (its connection closed before the response finished).
- * The cheap reads first: a connected client, the case of every request, never reaches
- * `writableFinished`, a getter of several reads through the response's prototype chain.
+ * Node's HTTP/2 compatibility response: it has no `closed`, its socket is the whole session's
+ * (which a stream the client cancels leaves open), and it says `writableFinished` of a stream
+ * reset mid-response too. Its stream tells how the response ended.
+ */
+type MaybeHttp2Response = ServerResponse & { stream?: { destroyed: boolean; rstCode?: number } }
+
+/** RST_STREAM's code of a stream that closed as it should (RFC 9113 §7); a client cancelling sends CANCEL. */
+const NGHTTP2_NO_ERROR = 0
+
+/**
+ * Whether the client of `res` is gone (its connection, or its HTTP/2 stream, closed before the
+ * response finished). The cheap reads first: a connected client, the case of every request,
+ * never reaches `writableFinished`, a getter of several reads through the response's prototype chain.
  */
 export function clientGone(res: ServerResponse): boolean {
-  return (res.closed || res.socket?.destroyed === true) && !res.writableFinished
+  if (res.closed || res.socket?.destroyed === true) return !completed(res)
+  const stream = (res as MaybeHttp2Response).stream
+  return stream !== undefined && stream.destroyed && !completed(res)
+}
+
+/** Whether every byte of `res` was handed on: to the OS, or on HTTP/2 to a stream that closed without error. */
+function completed(res: ServerResponse): boolean {
+  if (!res.writableFinished) return false
+  const stream = (res as MaybeHttp2Response).stream
+  return stream === undefined || (res.writableEnded && stream.rstCode === NGHTTP2_NO_ERROR)
 }
 
 /**
@@ -79,7 +98,7 @@ export function settleWhenOver<A extends unknown[]>(
 ): void {
   // It may be over already: the connection closed while the decision waited (a cold cache, an
   // async identify or store), or the handler wrote the whole response itself.
-  if (res.writableFinished || clientGone(res)) return settleAt(gate, log, route, args, hold, endOf(res, handlerDone))
+  if (completed(res) || clientGone(res)) return settleAt(gate, log, route, args, hold, endOf(res, handlerDone))
   // One unnamed closure per request: bundlers that keep function names (tsx, esbuild's
   // keepNames) add a `__name()` call to every named one, each time it is created.
   listenUntilOver(res, () => settleAt(gate, log, route, args, hold, endOf(res, handlerDone)))
@@ -87,7 +106,7 @@ export function settleWhenOver<A extends unknown[]>(
 
 /** How `res` ended, read when it is over. */
 function endOf(res: ServerResponse, handlerDone: boolean): ResponseEnd {
-  return { complete: res.writableFinished, started: res.headersSent, handlerDone }
+  return { complete: completed(res), started: res.headersSent, handlerDone }
 }
 
 /**

@@ -34,6 +34,12 @@ app.get<{ Querystring: { limit: string } }>(
   },
 )
 
+// They fit an HTTP/2 app's routes as well, and so does statusRoute().
+const h2 = Fastify({ http2: true })
+await h2.register(meter.plugin)
+h2.get('/v1/renders', { preHandler: [meter.requireFeature('renders'), meter.consume('render')] }, async () => ({}))
+h2.get('/v1/usage', meter.statusRoute())
+
 // Callbacks get (request, reply).
 meter.consume('api-call', {
   usage: (_request: FastifyRequest, reply: FastifyReply) => Number(reply.getHeader('x-rows')),

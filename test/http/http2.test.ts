@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import http2 from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import { serve } from '@hono/node-server'
+import Router from '@koa/router'
+import Fastify, { type FastifyRequest } from 'fastify'
+import { Hono } from 'hono'
+import { stream } from 'hono/streaming'
+import Koa from 'koa'
+import type { AbortPolicy, FastifyMeter } from '../../src/fastify/index.js'
+import type { HonoMeter, PlanshipVariables } from '../../src/hono/index.js'
+import type { Meter, MeterCore, MeteredReservation, PlanshipState } from '../../src/index.js'
+import { startFastifyHarness } from '../helpers/fastify.js'
+import { eachHarness, type Harness, startHarness } from '../helpers/harness.js'
+import { startHonoHarness } from '../helpers/hono.js'
+import { sseEvents, streamPlan, tokensFixture } from '../helpers/streams.js'
+
+/**
+ * An app over cleartext HTTP/2 (Node's compatibility API): `/json` bills 3; `/sse` streams SSE
+ * events and bills the tokens it sent; `/wait` (cost 5) waits for its client to leave, then
+ * asks for 5 more units and keeps the answer in `extended`.
+ */
+interface H2App {
+  url: string
+  /** Resolves once every response so far is over. */
+  over(): Promise<void>
+  extended: boolean[]
+  close(): Promise<void>
+}
+
+type Serve<M> = (meter: M, onAbort: AbortPolicy | undefined) => Promise<H2App>
+
+/** What every app does around its routes: each response's end, kept for `over()`. */
+function h2State() {
+  const ends: Promise<unknown>[] = []
+  return {
+    ends,
+    extended: [] as boolean[],
+    over: () => Promise.all(ends).then(() => {}),
+    /** Waits for the client of `res` to leave, then asks `reservation` for 5 more units. */
+    async extendOnceGone(res: http2.Http2ServerResponse, reservation: MeteredReservation | undefined, into: boolean[]) {
+      await once(res, 'close')
+      into.push((await reservation?.extend(5)) ?? true)
+    },
+  }
+}
+
+const urlOf = (server: { address(): unknown }) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+const query = (url: string) => new URLSearchParams(url.split('?')[1])
+
+const fastifyApp: Serve<FastifyMeter> = async (meter, onAbort) => {
+  const state = h2State()
+  const app = Fastify({ http2: true })
+  app.addHook('onRequest', (_request, reply, done) => {
+    state.ends.push(once(reply.raw, 'close'))
+    done()
+  })
+  await app.register(meter.plugin)
+  const sentBy = new WeakMap<object, { tokens: number }>()
+  const usage = (request: FastifyRequest) => sentBy.get(request)?.tokens ?? 0
+  app.get('/json', { preHandler: meter.consume('tokens', { cost: 3, onAbort }) }, async () => ({ ok: true }))
+  app.get('/sse', { preHandler: meter.consume('tokens', { onAbort, usage }) }, async (request, reply) => {
+    const sent = { tokens: 0 }
+    sentBy.set(request, sent)
+    const events = sseEvents(streamPlan(query(request.url)), request.planship?.reservations['tokens'], sent)
+    return reply.type('text/event-stream').send(Readable.from(events))
+  })
+  app.get('/wait', { preHandler: meter.consume('tokens', { cost: 5, onAbort }) }, async (request, reply) => {
+    await state.extendOnceGone(reply.raw, request.planship?.reservations['tokens'], state.extended)
+    return { ok: true }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { ...state, url: urlOf(app.server), close: () => app.close() }
+}
+
+const koaApp: Serve<Meter> = async (meter, onAbort) => {
+  const state = h2State()
+  const app = new Koa<PlanshipState & { sent: { tokens: number } }>()
+  app.silent = true
+  app.use((ctx, next) => {
+    state.ends.push(once(ctx.res, 'close'))
+    return next()
+  })
+  app.use(meter.middleware())
+  const router = new Router<PlanshipState & { sent: { tokens: number } }>()
+  router.get('/json', meter.consume('tokens', { cost: 3, onAbort }), (ctx) => {
+    ctx.body = { ok: true }
+  })
+  router.get('/sse', meter.consume('tokens', { onAbort, usage: (ctx) => ctx.state.sent.tokens }), (ctx) => {
+    const sent = (ctx.state.sent = { tokens: 0 })
+    ctx.type = 'text/event-stream'
+    ctx.body = Readable.from(sseEvents(streamPlan(query(ctx.url)), ctx.state.planship.reservations['tokens'], sent))
+  })
+  router.get('/wait', meter.consume('tokens', { cost: 5, onAbort }), async (ctx) => {
+    const res = ctx.res as unknown as http2.Http2ServerResponse
+    await state.extendOnceGone(res, ctx.state.planship.reservations['tokens'], state.extended)
+    ctx.body = { ok: true }
+  })
+  app.use(router.routes())
+  const server = http2.createServer(app.callback() as unknown as Parameters<typeof http2.createServer>[0])
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return { ...state, url: urlOf(server), close: () => closeServer(server) }
+}
+
+const honoApp: Serve<HonoMeter> = async (meter, onAbort) => {
+  const state = h2State()
+  const app = new Hono<{ Variables: PlanshipVariables & { sent: { tokens: number } } }>()
+  const outgoing = (env: unknown) => (env as { outgoing: http2.Http2ServerResponse }).outgoing
+  app.use((c, next) => {
+    state.ends.push(once(outgoing(c.env), 'close'))
+    return next()
+  })
+  app.use(meter.middleware())
+  app.get('/json', meter.consume('tokens', { cost: 3, onAbort }), (c) => c.json({ ok: true }))
+  app.get('/sse', meter.consume('tokens', { onAbort, usage: (c) => c.get('sent').tokens }), (c) => {
+    const sent = { tokens: 0 }
+    c.set('sent', sent)
+    const produced = { tokens: 0 }
+    const events = sseEvents(streamPlan(query(c.req.url)), c.var.planship.reservations['tokens'], produced)
+    c.header('content-type', 'text/event-stream')
+    return stream(c, async (body) => {
+      body.onAbort(() => void events.return(undefined))
+      for await (const event of events) {
+        if (body.aborted) break
+        await body.write(event)
+        if (!body.aborted) sent.tokens = produced.tokens // what was written, not what was produced
+      }
+    })
+  })
+  app.get('/wait', meter.consume('tokens', { cost: 5, onAbort }), async (c) => {
+    await state.extendOnceGone(outgoing(c.env), c.var.planship.reservations['tokens'], state.extended)
+    return c.json({ ok: true })
+  })
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer: http2.createServer })
+  await once(server, 'listening')
+  return { ...state, url: urlOf(server), close: () => closeServer(server) }
+}
+
+function closeServer(server: { close(callback: () => void): void }): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()))
+}
+
+/**
+ * One request on `session`: its status, headers and body. `cancelAfter`: the client cancels the
+ * stream (RST_STREAM CANCEL) once it has read that many SSE events, or, as a function, once it resolves.
+ */
+async function get(
+  session: http2.ClientHttp2Session,
+  path: string,
+  customerId: string,
+  cancelAfter?: number | (() => Promise<void>),
+) {
+  const request = session.request({ ':path': path, 'x-customer-id': customerId })
+  request.on('error', () => {})
+  const cancel = () => request.close(http2.constants.NGHTTP2_CANCEL)
+  if (typeof cancelAfter === 'function') {
+    await cancelAfter()
+    cancel()
+    await once(request, 'close')
+    return { status: undefined, headers: {}, body: '' }
+  }
+  const [headers] = (await once(request, 'response')) as [http2.IncomingHttpHeaders]
+  let body = ''
+  request.setEncoding('utf8')
+  await new Promise<void>((resolve) => {
+    request.on('data', (text: string) => {
+      body += text
+      if (cancelAfter !== undefined && body.split('\n\n').length - 1 >= cancelAfter) {
+        cancel()
+        resolve()
+      }
+    })
+    request.on('close', resolve)
+  })
+  return { status: headers[':status'], headers, body }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function http2Suite<M extends MeterCore>(start: () => Promise<Harness<M, unknown>>, serveApp: Serve<M>) {
+  const harness = eachHarness(start)
+  const opened: { session: http2.ClientHttp2Session; app: H2App }[] = []
+  afterEach(async () => {
+    for (const { session, app } of opened.splice(0)) {
+      session.destroy()
+      await app.close()
+    }
+  })
+
+  async function open(onAbort?: AbortPolicy) {
+    const app = await serveApp(harness().meter, onAbort)
+    const session = http2.connect(app.url)
+    session.on('error', () => {})
+    opened.push({ session, app })
+    return { app, session }
+  }
+
+  async function billed(customerId: string): Promise<number> {
+    await harness().meter.flush()
+    return harness().emu.recordedUsage({ customerId, meteringId: 'tokens' })
+  }
+
+  for (const onAbort of [undefined, 'release'] as const)
+    it(`bills a complete response its cost, with its RateLimit headers (onAbort ${onAbort ?? 'default'})`, async () => {
+      harness().emu.createCustomer('h2', 'basic')
+      const { app, session } = await open(onAbort)
+      const res = await get(session, '/json', 'h2')
+      assert.equal(res.status, 200)
+      assert.deepEqual(JSON.parse(res.body), { ok: true })
+      assert.match(String(res.headers['ratelimit']), /^"tokens";r=97\b/)
+      await app.over()
+      assert.equal(await billed('h2'), 3)
+    })
+
+  it('settles a stream its client cancels under the route rule, and the connection serves on', async () => {
+    harness().emu.createCustomer('billed', 'basic')
+    harness().emu.createCustomer('released', 'basic')
+    for (const [customerId, onAbort] of [
+      ['billed', undefined],
+      ['released', 'release'],
+    ] as const) {
+      const { app, session } = await open(onAbort)
+      const cancelled = await get(session, '/sse?chunks=1000&delayMs=5&tokens=1', customerId, 3)
+      assert.equal(cancelled.status, 200)
+      await app.over()
+      // A cancelled stream is not a closed connection: the session is the client's still.
+      assert.equal((await get(session, '/json', customerId)).status, 200)
+      await app.over()
+    }
+    const streamed = (await billed('billed')) - 3
+    assert.ok(streamed >= 3 && streamed < 100, `billed what was streamed: ${streamed}`)
+    assert.equal(await billed('released'), 3, 'the JSON request only')
+  })
+
+  it('answers extend() false once its client has cancelled, and bills a request that wrote nothing no units', async () => {
+    harness().emu.createCustomer('gone', 'basic')
+    const { app, session } = await open()
+    await get(session, '/wait', 'gone', () => sleep(100).then(() => {}))
+    await app.over()
+    for (let i = 0; i < 100 && app.extended.length === 0; i++) await sleep(10)
+    assert.deepEqual(app.extended, [false])
+    assert.equal(await billed('gone'), 0)
+  })
+}
+
+describe('HTTP/2: Fastify (http2: true)', () =>
+  http2Suite(() => startFastifyHarness({ emulator: { fixture: tokensFixture } }), fastifyApp))
+
+describe('HTTP/2: Koa on http2.createServer', () =>
+  http2Suite(() => startHarness({ emulator: { fixture: tokensFixture } }), koaApp))
+
+describe('HTTP/2: Hono on @hono/node-server (createServer: http2.createServer)', () =>
+  http2Suite(() => startHonoHarness({ emulator: { fixture: tokensFixture } }), honoApp))
