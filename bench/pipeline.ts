@@ -78,12 +78,19 @@ const base = median(servers[0]!.cpu)
 console.log(
   `in-process ${framework} pipeline, ${rounds} rounds × ${perRound} requests, ${customers} customers, CPU µs/req (median, min–max)`,
 )
+const range = (xs: number[]) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`
+/** Per round, `of` against `to` measured right next to it: a slow drift of the machine cancels out. */
+const paired = (of: number[], to: number[], combine: (a: number, b: number) => number) =>
+  of.map((x, round) => combine(x, to[round]!))
 for (const server of servers) {
   const m = median(server.cpu)
   console.log(
-    `  ${server.mode.padEnd(18)} ${m.toFixed(2)} (${Math.min(...server.cpu).toFixed(2)}–${Math.max(...server.cpu).toFixed(2)})  ` +
-      `${servers[0]!.mode}/this ${(base / m).toFixed(2)}  +${(m - base).toFixed(2)} µs`,
+    `  ${server.mode.padEnd(18)} ${range(server.cpu)}  ${servers[0]!.mode}/this ${(base / m).toFixed(2)}  +${(m - base).toFixed(2)} µs` +
+      (server === servers[0] ? '' : `  paired +${range(paired(server.cpu, servers[0]!.cpu, (a, b) => a - b))} µs`),
   )
 }
+const [meter, limiter] = [servers.find((s) => s.mode === 'meter'), servers.find((s) => s.mode === 'limiter')]
+if (meter !== undefined && limiter !== undefined)
+  console.log(`  meter/limiter, paired per round: ${range(paired(meter.cpu, limiter.cpu, (a, b) => a / b))}`)
 for (const server of servers) await server.meter?.close()
 await emu.close()

@@ -3,7 +3,8 @@
  * (B) and the framework's in-memory limiter keyed by customer (L), plus diagnostic rows (B with
  * reporting off or without RateLimit headers, two no-op Express layers, the official SDK pattern
  * and streamed bodies on Koa); each server in its own process, the emulator in another, load from
- * this one, in alternating rounds, reported as medians with their min–max.
+ * this one, in alternating rounds, reported as medians with their min–max; B against A and L
+ * also per round (paired: the servers of one round ran within seconds of each other).
  * `npm run bench -- --smoke` runs a few seconds of each, without thresholds (CI). `--frameworks
  * koa,express` and `--modes bare,meter,limiter` select rows, `--rate N` loads every server at the
  * same N req/s (CPU per request at equal load), `--pin` puts the server on its own CPU;
@@ -353,11 +354,19 @@ if (rounds > 0) {
     const m = (mode: Mode, pick: (sample: Sample) => number) => median(of({ framework, mode }, pick))
     const cpu = (mode: Mode) => m(mode, (s) => s.cpuUs)
     const fw = FRAMEWORK_NAMES[framework]
+    /** Per round, `of` against `to` measured in the same round: a slow drift of the machine cancels out. */
+    const paired = (of: Mode, to: Mode, combine: (a: number, b: number) => number, digits: number) => {
+      const theirs = samples.get(key({ framework, mode: to }))!
+      return spread(
+        samples.get(key({ framework, mode: of }))!.map((sample, round) => combine(sample.cpuUs, theirs[round]!.cpuUs)),
+        digits,
+      )
+    }
     if (has('bare', 'meter')) {
       const [cpuA, cpuB] = [cpu('bare'), cpu('meter')]
       console.log(
         `${fw}: B − A ${(cpuB - cpuA).toFixed(1)} µs of server CPU per request (A ${cpuA.toFixed(1)}, B ${cpuB.toFixed(1)}, ` +
-          `A/B ${(cpuA / cpuB).toFixed(2)})` +
+          `A/B ${(cpuA / cpuB).toFixed(2)}; paired per round ${paired('meter', 'bare', (b, a) => b - a, 1)} µs)` +
           (has('bare-layers') ? `; two no-op layers ${(cpu('bare-layers') - cpuA).toFixed(1)} µs` : '') +
           (has('meter-quiet') ? `; B with reporting off ${cpu('meter-quiet').toFixed(1)} µs` : ''),
       )
@@ -372,7 +381,8 @@ if (rounds > 0) {
       const [cpuA, cpuB, cpuL] = [cpu('bare'), cpu('meter'), cpu('limiter')]
       console.log(
         `${fw}: meter vs ${LIMITERS[framework]}: B ${cpuB.toFixed(1)} µs, L ${cpuL.toFixed(1)} µs; over A: ` +
-          `B +${(cpuB - cpuA).toFixed(1)}, L +${(cpuL - cpuA).toFixed(1)} µs (B/L ${(cpuB / cpuL).toFixed(2)})`,
+          `B +${(cpuB - cpuA).toFixed(1)}, L +${(cpuL - cpuA).toFixed(1)} µs (B/L ${(cpuB / cpuL).toFixed(2)}; ` +
+          `paired per round ${paired('meter', 'limiter', (b, l) => b / l, 2)})`,
       )
     }
     if (has('meter', 'meter-no-headers')) {
