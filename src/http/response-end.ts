@@ -54,12 +54,24 @@ export function settleAt<A extends unknown[]>(
     Promise.resolve(settling).catch((error: unknown) => log.error('settling a reservation failed', { error }))
 }
 
+/** The parts of an `Http2Stream` read here. */
+interface Http2StreamEnd {
+  destroyed: boolean
+  /** RST_STREAM's code, final once the stream closed. */
+  rstCode: number
+  once(event: 'close', listener: () => void): unknown
+}
+
 /**
- * Node's HTTP/2 compatibility response: it has no `closed`, its socket is the whole session's
- * (which a stream the client cancels leaves open), and it says `writableFinished` of a stream
- * reset mid-response too. Its stream tells how the response ended.
+ * The stream of Node's HTTP/2 compatibility response, `undefined` on HTTP/1.1. That response has
+ * no `closed`, its socket is the whole session's (which a stream the client cancels leaves open),
+ * and it says `writableFinished` of a stream reset mid-response too: its stream tells how the
+ * response ended.
  */
-type MaybeHttp2Response = ServerResponse & { stream?: { destroyed: boolean; rstCode?: number } }
+function http2Stream(res: ServerResponse): Http2StreamEnd | undefined {
+  const stream = (res as { stream?: Partial<Http2StreamEnd> }).stream
+  return typeof stream?.rstCode === 'number' ? (stream as Http2StreamEnd) : undefined
+}
 
 /** RST_STREAM's code of a stream that closed as it should (RFC 9113 §7); a client cancelling sends CANCEL. */
 const NGHTTP2_NO_ERROR = 0
@@ -71,14 +83,18 @@ const NGHTTP2_NO_ERROR = 0
  */
 export function clientGone(res: ServerResponse): boolean {
   if (res.closed || res.socket?.destroyed === true) return !completed(res)
-  const stream = (res as MaybeHttp2Response).stream
-  return stream !== undefined && stream.destroyed && !completed(res)
+  return http2Stream(res)?.destroyed === true && !completed(res)
 }
 
-/** Whether every byte of `res` was handed on: to the OS, or on HTTP/2 to a stream that closed without error. */
+/**
+ * Whether every byte of `res` was handed on: to the OS, or on HTTP/2 to a stream that closed
+ * without error after the response ended. (A HEAD stream is ended when it opens, so it is
+ * `writableFinished` before the handler ran; one reset after it answered in full, its request
+ * body still coming, counts as not complete: billed as a client gone after the response started.)
+ */
 function completed(res: ServerResponse): boolean {
   if (!res.writableFinished) return false
-  const stream = (res as MaybeHttp2Response).stream
+  const stream = http2Stream(res)
   return stream === undefined || (res.writableEnded && stream.rstCode === NGHTTP2_NO_ERROR)
 }
 
@@ -111,9 +127,12 @@ function endOf(res: ServerResponse, handlerDone: boolean): ResponseEnd {
 
 /**
  * A server emits 'close' after 'finish' too; a response outside one (an in-process test
- * harness, a serverless adapter) may only finish.
+ * harness, a serverless adapter) may only finish. An HTTP/2 response to HEAD emits neither when
+ * its client cancels before it ended (Node ties them to the stream's close, and skips them for
+ * HEAD): its stream's close is watched too.
  */
 function listenUntilOver(res: ServerResponse, over: () => void): void {
   res.on('finish', over)
   res.on('close', over)
+  http2Stream(res)?.once('close', over)
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import type { ServerResponse } from 'node:http'
 import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
@@ -15,34 +16,49 @@ import type { Meter, MeterCore, MeteredReservation, PlanshipState } from '../../
 import { startFastifyHarness } from '../helpers/fastify.js'
 import { eachHarness, type Harness, startHarness } from '../helpers/harness.js'
 import { startHonoHarness } from '../helpers/hono.js'
+import { clientGone } from '../../src/http/response-end.js'
 import { sseEvents, streamPlan, tokensFixture } from '../helpers/streams.js'
 
 /**
  * An app over cleartext HTTP/2 (Node's compatibility API): `/json` bills 3; `/sse` streams SSE
- * events and bills the tokens it sent; `/wait` (cost 5) waits for its client to leave, then
- * asks for 5 more units and keeps the answer in `extended`.
+ * events and bills the tokens it sent; `/wait` (cost 5, HEAD too) waits for its client to leave,
+ * then asks for 5 more units, keeps the answer in `extended`, and answers.
  */
 interface H2App {
   url: string
-  /** Resolves once every response so far is over. */
+  /** Resolves once the stream of every request so far has closed. */
   over(): Promise<void>
+  /** `/wait` requests that are waiting for their client to leave. */
+  waiting: { count: number }
   extended: boolean[]
+  answer(): void
   close(): Promise<void>
 }
 
 type Serve<M> = (meter: M, onAbort: AbortPolicy | undefined) => Promise<H2App>
 
-/** What every app does around its routes: each response's end, kept for `over()`. */
+/** What every app does around its routes: each response's end, kept for `over()`, and `/wait`. */
 function h2State() {
   const ends: Promise<unknown>[] = []
+  const waiting = { count: 0 }
+  const extended: boolean[] = []
+  let answer = () => {}
+  const answering = new Promise<void>((resolve) => (answer = resolve))
   return {
     ends,
-    extended: [] as boolean[],
+    waiting,
+    extended,
+    answer,
     over: () => Promise.all(ends).then(() => {}),
-    /** Waits for the client of `res` to leave, then asks `reservation` for 5 more units. */
-    async extendOnceGone(res: http2.Http2ServerResponse, reservation: MeteredReservation | undefined, into: boolean[]) {
-      await once(res, 'close')
-      into.push((await reservation?.extend(5)) ?? true)
+    /**
+     * Waits for the client of `res` to cancel its stream (its stream's close: Node emits no
+     * 'close' on a HEAD response cancelled before it ended), then asks `reservation` for 5 more units.
+     */
+    async extendOnceGone(res: http2.Http2ServerResponse, reservation: MeteredReservation | undefined) {
+      waiting.count++
+      await once(res.stream, 'close')
+      extended.push((await reservation?.extend(5)) ?? true)
+      await answering
     },
   }
 }
@@ -54,7 +70,7 @@ const fastifyApp: Serve<FastifyMeter> = async (meter, onAbort) => {
   const state = h2State()
   const app = Fastify({ http2: true })
   app.addHook('onRequest', (_request, reply, done) => {
-    state.ends.push(once(reply.raw, 'close'))
+    state.ends.push(once(reply.raw.stream, 'close'))
     done()
   })
   await app.register(meter.plugin)
@@ -68,7 +84,7 @@ const fastifyApp: Serve<FastifyMeter> = async (meter, onAbort) => {
     return reply.type('text/event-stream').send(Readable.from(events))
   })
   app.get('/wait', { preHandler: meter.consume('tokens', { cost: 5, onAbort }) }, async (request, reply) => {
-    await state.extendOnceGone(reply.raw, request.planship?.reservations['tokens'], state.extended)
+    await state.extendOnceGone(reply.raw, request.planship?.reservations['tokens'])
     return { ok: true }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -80,7 +96,7 @@ const koaApp: Serve<Meter> = async (meter, onAbort) => {
   const app = new Koa<PlanshipState & { sent: { tokens: number } }>()
   app.silent = true
   app.use((ctx, next) => {
-    state.ends.push(once(ctx.res, 'close'))
+    state.ends.push(once((ctx.res as unknown as http2.Http2ServerResponse).stream, 'close'))
     return next()
   })
   app.use(meter.middleware())
@@ -95,7 +111,7 @@ const koaApp: Serve<Meter> = async (meter, onAbort) => {
   })
   router.get('/wait', meter.consume('tokens', { cost: 5, onAbort }), async (ctx) => {
     const res = ctx.res as unknown as http2.Http2ServerResponse
-    await state.extendOnceGone(res, ctx.state.planship.reservations['tokens'], state.extended)
+    await state.extendOnceGone(res, ctx.state.planship.reservations['tokens'])
     ctx.body = { ok: true }
   })
   app.use(router.routes())
@@ -110,7 +126,7 @@ const honoApp: Serve<HonoMeter> = async (meter, onAbort) => {
   const app = new Hono<{ Variables: PlanshipVariables & { sent: { tokens: number } } }>()
   const outgoing = (env: unknown) => (env as { outgoing: http2.Http2ServerResponse }).outgoing
   app.use((c, next) => {
-    state.ends.push(once(outgoing(c.env), 'close'))
+    state.ends.push(once(outgoing(c.env).stream, 'close'))
     return next()
   })
   app.use(meter.middleware())
@@ -131,7 +147,7 @@ const honoApp: Serve<HonoMeter> = async (meter, onAbort) => {
     })
   })
   app.get('/wait', meter.consume('tokens', { cost: 5, onAbort }), async (c) => {
-    await state.extendOnceGone(outgoing(c.env), c.var.planship.reservations['tokens'], state.extended)
+    await state.extendOnceGone(outgoing(c.env), c.var.planship.reservations['tokens'])
     return c.json({ ok: true })
   })
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', createServer: http2.createServer })
@@ -145,15 +161,17 @@ function closeServer(server: { close(callback: () => void): void }): Promise<voi
 
 /**
  * One request on `session`: its status, headers and body. `cancelAfter`: the client cancels the
- * stream (RST_STREAM CANCEL) once it has read that many SSE events, or, as a function, once it resolves.
+ * stream (RST_STREAM CANCEL) once it has read that many SSE events, or, as a function, once it
+ * resolves (then nothing is read).
  */
 async function get(
   session: http2.ClientHttp2Session,
   path: string,
   customerId: string,
   cancelAfter?: number | (() => Promise<void>),
+  method = 'GET',
 ) {
-  const request = session.request({ ':path': path, 'x-customer-id': customerId })
+  const request = session.request({ ':method': method, ':path': path, 'x-customer-id': customerId })
   request.on('error', () => {})
   const cancel = () => request.close(http2.constants.NGHTTP2_CANCEL)
   if (typeof cancelAfter === 'function') {
@@ -178,9 +196,23 @@ async function get(
   return { status: headers[':status'], headers, body }
 }
 
+/** Resolves once `done()` is true, polling (a loaded machine may take a while). */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !done(); i++) await sleep(10)
+  assert.ok(done(), 'timed out')
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function http2Suite<M extends MeterCore>(start: () => Promise<Harness<M, unknown>>, serveApp: Serve<M>) {
+/**
+ * `settlesMidHandler`: the adapter settles a request whose client left while its handler runs
+ * (Fastify, which watches the response from admission); Koa and Hono settle once the handler returned.
+ */
+function http2Suite<M extends MeterCore>(
+  start: () => Promise<Harness<M, unknown>>,
+  serveApp: Serve<M>,
+  settlesMidHandler: boolean,
+) {
   const harness = eachHarness(start)
   const opened: { session: http2.ClientHttp2Session; app: H2App }[] = []
   afterEach(async () => {
@@ -238,19 +270,70 @@ function http2Suite<M extends MeterCore>(start: () => Promise<Harness<M, unknown
   it('answers extend() false once its client has cancelled, and bills a request that wrote nothing no units', async () => {
     harness().emu.createCustomer('gone', 'basic')
     const { app, session } = await open()
-    await get(session, '/wait', 'gone', () => sleep(100).then(() => {}))
+    await get(session, '/wait', 'gone', () => until(() => app.waiting.count === 1))
+    await until(() => app.extended.length === 1)
+    app.answer()
     await app.over()
-    for (let i = 0; i < 100 && app.extended.length === 0; i++) await sleep(10)
     assert.deepEqual(app.extended, [false])
     assert.equal(await billed('gone'), 0)
+  })
+
+  it('releases a HEAD request whose client cancelled before it was answered', async () => {
+    harness().emu.createCustomer('head', 'basic')
+    const { app, session } = await open('release')
+    const used = async () => {
+      const lever = (await harness().meter.status('head')).levers['tokens']
+      return lever?.kind === 'metered' ? lever.used : undefined
+    }
+    await get(session, '/wait', 'head', () => until(() => app.waiting.count === 1), 'HEAD')
+    await until(() => app.extended.length === 1)
+    assert.deepEqual(app.extended, [false])
+    // Node emits neither 'finish' nor 'close' for it until the handler answers: its stream is watched.
+    if (settlesMidHandler) assert.equal(await used(), 0, 'released at once, the handler still running')
+    app.answer()
+    for (let i = 0; i < 100 && (await used()) !== 0; i++) await sleep(10)
+    assert.equal(await used(), 0, 'the 5 units reserved came back')
+    assert.equal(await billed('head'), 0)
   })
 }
 
 describe('HTTP/2: Fastify (http2: true)', () =>
-  http2Suite(() => startFastifyHarness({ emulator: { fixture: tokensFixture } }), fastifyApp))
+  http2Suite(() => startFastifyHarness({ emulator: { fixture: tokensFixture } }), fastifyApp, true))
 
 describe('HTTP/2: Koa on http2.createServer', () =>
-  http2Suite(() => startHarness({ emulator: { fixture: tokensFixture } }), koaApp))
+  http2Suite(() => startHarness({ emulator: { fixture: tokensFixture } }), koaApp, false))
 
 describe('HTTP/2: Hono on @hono/node-server (createServer: http2.createServer)', () =>
-  http2Suite(() => startHonoHarness({ emulator: { fixture: tokensFixture } }), honoApp))
+  http2Suite(() => startHonoHarness({ emulator: { fixture: tokensFixture } }), honoApp, false))
+
+describe('clientGone() on HTTP/2', () => {
+  it('says a HEAD response cancelled before it ended is gone, after its end() too', async () => {
+    const seen: boolean[] = []
+    let [arrived, ended] = [() => {}, () => {}]
+    const arrival = new Promise<void>((resolve) => (arrived = resolve))
+    const done = new Promise<void>((resolve) => (ended = resolve))
+    const server = http2.createServer((_req, res) => {
+      arrived()
+      res.stream.once('close', () => {
+        seen.push(clientGone(res as unknown as ServerResponse))
+        res.end() // a handler answering late: Node says writableEnded and writableFinished then
+        seen.push(clientGone(res as unknown as ServerResponse))
+        ended()
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const session = http2.connect(urlOf(server))
+    try {
+      const request = session.request({ ':method': 'HEAD', ':path': '/' })
+      request.on('error', () => {})
+      await arrival
+      request.close(http2.constants.NGHTTP2_CANCEL)
+      await done
+      assert.deepEqual(seen, [true, true])
+    } finally {
+      session.destroy()
+      await closeServer(server)
+    }
+  })
+})
