@@ -235,6 +235,21 @@ function http2Suite<M extends MeterCore>(
     return harness().emu.recordedUsage({ customerId, meteringId: 'tokens' })
   }
 
+  it('denies as over HTTP/1.1: 401 without a customer, 429 with its headers past the quota, nothing billed for them', async () => {
+    harness().emu.createCustomer('h2-full', 'basic')
+    const { app, session } = await open()
+    const anonymous = await get(session, '/json', '')
+    assert.equal(anonymous.status, 401)
+    assert.equal(JSON.parse(anonymous.body).error.code, 'customer_unidentified')
+    for (let i = 0; i < 33; i++) assert.equal((await get(session, '/json', 'h2-full')).status, 200) // 99 of 100
+    const denied = await get(session, '/json', 'h2-full')
+    assert.equal(denied.status, 429)
+    assert.equal(JSON.parse(denied.body).error.code, 'quota_exceeded')
+    assert.match(String(denied.headers['ratelimit']), /^"tokens";r=1\b/)
+    await app.over()
+    assert.equal(await billed('h2-full'), 99)
+  })
+
   for (const onAbort of [undefined, 'release'] as const)
     it(`bills a complete response its cost, with its RateLimit headers (onAbort ${onAbort ?? 'default'})`, async () => {
       harness().emu.createCustomer('h2', 'basic')
