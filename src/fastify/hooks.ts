@@ -50,7 +50,7 @@ export interface OnAnyServer<Rest extends unknown[], Result> {
 export type PlanshipHook = OnAnyServer<[done: HookHandlerDoneFunction], void>
 
 /** `statusRoute()`: a route's handler, `app.get('/v1/usage', planship.statusRoute())`. */
-export type PlanshipStatusHandler = OnAnyServer<[], Promise<unknown>>
+export type PlanshipStatusHandler = OnAnyServer<[], Promise<FastifyReply>>
 
 /**
  * The hooks are written against Fastify's default types: they read only what every raw server's
@@ -58,7 +58,7 @@ export type PlanshipStatusHandler = OnAnyServer<[], Promise<unknown>>
  */
 const anyServerHook = (hook: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void) =>
   hook as PlanshipHook
-const anyServerHandler = (handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>) =>
+const anyServerHandler = (handler: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>) =>
   handler as PlanshipStatusHandler
 
 type Denied = Extract<Verdict, { allowed: false }>
