@@ -127,9 +127,9 @@ function endOf(res: ServerResponse, handlerDone: boolean): ResponseEnd {
 
 /**
  * A server emits 'close' after 'finish' too; a response outside one (an in-process test
- * harness, a serverless adapter) may only finish. An HTTP/2 response to HEAD emits neither when
- * its client cancels before it ended (Node ties them to the stream's close, and skips them for
- * HEAD): its stream's close is watched too.
+ * harness, a serverless adapter) may only finish. An HTTP/2 response to HEAD whose client cancels
+ * before it ended emits neither until the handler ends it (Node ties them to the stream's close,
+ * and skips them there for HEAD): its stream's close is watched too.
  */
 function listenUntilOver(res: ServerResponse, over: () => void): void {
   res.on('finish', over)

@@ -22,7 +22,7 @@ import { sseEvents, streamPlan, tokensFixture } from '../helpers/streams.js'
 /**
  * An app over cleartext HTTP/2 (Node's compatibility API): `/json` bills 3; `/sse` streams SSE
  * events and bills the tokens it sent; `/wait` (cost 5, HEAD too) waits for its client to leave,
- * then asks for 5 more units, keeps the answer in `extended`, and answers.
+ * then asks for 5 more units, keeps the answer in `extended`, and answers once `answer()` is called.
  */
 interface H2App {
   url: string
@@ -52,7 +52,7 @@ function h2State() {
     over: () => Promise.all(ends).then(() => {}),
     /**
      * Waits for the client of `res` to cancel its stream (its stream's close: Node emits no
-     * 'close' on a HEAD response cancelled before it ended), then asks `reservation` for 5 more units.
+     * 'close' on a cancelled HEAD response until it is ended), then asks `reservation` for 5 more units.
      */
     async extendOnceGone(res: http2.Http2ServerResponse, reservation: MeteredReservation | undefined) {
       waiting.count++
