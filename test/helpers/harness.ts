@@ -23,6 +23,20 @@ export function recordingLogger(): Logger & { lines: string[] } {
   return { lines, debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') }
 }
 
+/**
+ * Polls `condition` every 20 ms until it holds or `capMs` has passed; resolves whether it held.
+ * For what a timer, a background pass or another process does "soon": a loaded machine delays
+ * it by more than any fixed wait, so tests wait for the outcome and then assert it.
+ */
+export async function until(condition: () => boolean | Promise<boolean>, capMs = 5_000): Promise<boolean> {
+  const giveUpAt = performance.now() + capMs
+  for (;;) {
+    if (await condition()) return true
+    if (performance.now() >= giveUpAt) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 /** A clock the test moves by hand. Starts far from 0 (lru-cache and TTL maths dislike 0). */
 export function manualClock(start = 1_700_000_000_000): { now(): number; advance(ms: number): void } {
   let time = start

@@ -32,11 +32,11 @@ interface StreamApp {
 
 /**
  * GETs `path` and goes away while its handler works: once the app has seen the request (a loaded
- * machine may take a while to get there), and 50 ms more.
+ * machine may take a while to get there), and 50 ms more. `&leaving` has `/slow` work until then.
  */
 async function leaveMidHandler(app: StreamApp, path: string, customerId: string): Promise<void> {
   const seen = app.ends.length
-  await abandon(app.server, path, customerId, async () => {
+  await abandon(app.server, `${path}&leaving`, customerId, async () => {
     for (let i = 0; i < 500 && app.ends.length === seen; i++) await sleep(10)
     await sleep(50)
   })
@@ -44,6 +44,12 @@ async function leaveMidHandler(app: StreamApp, path: string, customerId: string)
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const costOf = (query: URLSearchParams) => Number(query.get('cost') ?? 1)
+/**
+ * `/slow`'s work: 300 ms, or with `?leaving` until its client is gone, so that the client leaves
+ * mid-handler however late a loaded machine runs the timers.
+ */
+const slowWork = (res: http.ServerResponse, url: string | undefined) =>
+  new URL(url ?? '/', 'http://localhost').searchParams.has('leaving') ? once(res, 'close') : sleep(300)
 
 /**
  * Routes: `/sse` streams SSE events and bills the tokens it sent; `/slow` answers JSON after
@@ -73,7 +79,7 @@ function koaApp(meter: Meter, onAbort: AbortPolicy | undefined): Promise<StreamA
     ctx.body = Readable.from(sseEvents(plan, ctx.state.planship.reservations.tokens, sent))
   })
   router.get('/slow', meter.consume('tokens', options), async (ctx) => {
-    await sleep(300)
+    await slowWork(ctx.res, ctx.url)
     ctx.body = { ok: true }
   })
   router.get('/json', meter.consume('tokens', { cost: 3 }), (ctx) => {
@@ -121,8 +127,8 @@ function expressApp(meter: ExpressMeter, onAbort: AbortPolicy | undefined): Prom
       }
     },
   )
-  app.get('/slow', meter.consume('tokens', options), async (_req, res) => {
-    await sleep(300)
+  app.get('/slow', meter.consume('tokens', options), async (req, res) => {
+    await slowWork(res, req.originalUrl)
     res.json({ ok: true })
   })
   app.get('/json', meter.consume('tokens', { cost: 3 }), (_req, res) => void res.json({ ok: true }))
@@ -186,7 +192,7 @@ function honoApp(meter: HonoMeter, onAbort: AbortPolicy | undefined): Promise<St
     },
   )
   app.get('/slow', meter.consume('tokens', options), async (c) => {
-    await sleep(300)
+    await slowWork((c.env as { outgoing: http.ServerResponse }).outgoing, c.req.url)
     return c.json({ ok: true })
   })
   app.get('/json', meter.consume('tokens', { cost: 3 }), (c) => c.json({ ok: true }))
@@ -236,8 +242,8 @@ async function fastifyApp(meter: FastifyMeter, onAbort: AbortPolicy | undefined,
       throw error
     }
   })
-  app.get('/slow', { preHandler: meter.consume('tokens', options) }, async () => {
-    await sleep(300)
+  app.get('/slow', { preHandler: meter.consume('tokens', options) }, async (request, reply) => {
+    await slowWork(reply.raw, request.url)
     return { ok: true }
   })
   app.get('/json', { preHandler: meter.consume('tokens', { cost: 3 }) }, async () => ({ ok: true }))

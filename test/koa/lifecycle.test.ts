@@ -31,7 +31,11 @@ describe('close() and requests around it', () => {
 
   it('says so when a request outlives closeTimeoutMs: its usage is not recorded, and it is logged', async () => {
     const meter = createMeter({ ...h.options, reporting: { closeTimeoutMs: 100 } })
+    // close() begins once the request was admitted (a request still deciding would be refused).
+    let admitted: () => void = () => {}
+    const handlerStarted = new Promise<void>((resolve) => (admitted = resolve))
     const koa = appWith(meter.consume('api-call', { cost: 2 }), async (_ctx, next) => {
+      admitted()
       await new Promise((resolve) => setTimeout(resolve, 300))
       return next()
     })
@@ -39,7 +43,7 @@ describe('close() and requests around it', () => {
       .post('/')
       .set('x-customer-id', 'pro-customer')
       .then((res) => res)
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await handlerStarted
     await meter.close()
     assert.equal((await answered).status, 200)
     assert.equal(h.emu.recordedUsage(), 0)

@@ -47,10 +47,15 @@ const ok = (ctx: Koa.Context) => {
 }
 router.post('/call', meter.consume('call'), ok)
 router.post('/render', meter.consume('render'), ok)
-// Holds its reservation until the process is killed.
+// Holds its reservation until the process is killed; `/holding` says how many do.
+let holding = 0
 router.post('/slow', meter.consume('call'), async (ctx) => {
+  holding++
   await sleep(60_000)
   ok(ctx)
+})
+router.get('/holding', (ctx) => {
+  ctx.body = { holding }
 })
 // After a plan change: the app tells the meter (one replica; the fleet follows).
 router.post('/refresh', async (ctx) => {

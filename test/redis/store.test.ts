@@ -75,13 +75,13 @@ describe('RedisUsageStore', () => {
   for (const delivery of ['at-least-once', 'at-most-once'] as const) {
     it(`takes over usage whose sender died once its lease ends, counted exactly (${delivery})`, async () => {
       const keyPrefix = uniquePrefix(`takeover-${delivery}`)
-      const options = { client, keyPrefix, sendLeaseMs: 300 }
+      const options = { client, keyPrefix, sendLeaseMs: 2_000 } // outlasts a stall between the two takes
       const dead = boundStore(options, { delivery }).store
       const survivor = boundStore(options, { delivery }).store
       await commitUnits(dead, 'c', 5)
       assert.equal((await dead.takePending()).length, 1, 'claimed, and never settled: the sender "dies"')
       assert.deepEqual(await survivor.takePending(), [], 'the lease holds')
-      await sleep(400)
+      await sleep(2_100)
       const taken = await survivor.takePending()
       const fleet = survivor.fleetDeliveryStats()
       if (delivery === 'at-least-once') {

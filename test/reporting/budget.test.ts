@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import request from 'supertest'
 import { createMeter, type MeterEvent } from '../../src/index.js'
-import { appWith, type Harness, manualClock, startHarness } from '../helpers/harness.js'
+import { appWith, type Harness, manualClock, startHarness, until } from '../helpers/harness.js'
 import { listen } from '../helpers/streams.js'
 
 describe('the report budget (reporting.maxPostsPerSecond)', function () {
@@ -73,7 +72,7 @@ describe('the report budget (reporting.maxPostsPerSecond)', function () {
       const roundMs = performance.now() - startedAt
       const duringRound = [...passes]
       clock.advance(201)
-      for (let i = 0; i < 100 && h.emu.recordedUsage() < recordedBefore + customers.length; i++) await sleep(50)
+      await until(() => h.emu.recordedUsage() >= recordedBefore + customers.length)
       assert.equal(h.emu.recordedUsage(), sent + 2 * customers.length, 'every unit went out in the end')
       assert.ok(
         passes.slice(duringRound.length).some((reports) => reports > 5),

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import request from 'supertest'
 import { createMeter } from '../../src/index.js'
-import { appWith, type Harness, startHarness } from '../helpers/harness.js'
+import { appWith, type Harness, startHarness, until } from '../helpers/harness.js'
+import { listen } from '../helpers/streams.js'
 
 describe('close() and logs under an outage, and with more pending keys than it has time for', function () {
   this.timeout(20_000)
@@ -60,16 +61,17 @@ describe('close() and logs under an outage, and with more pending keys than it h
       ...h.options,
       reporting: { flushIntervalMs: 300, maxConcurrency: 1, closeTimeoutMs: 1_000 },
     })
-    const koa = appWith(meter.consume('api-call'))
+    // Reports take 200 ms each from the start, one at a time: however slow a loaded machine
+    // makes the requests, passes running meanwhile send 5 keys a second, far from all forty.
+    h.emu.setFaults({ rules: [{ route: 'reportUsage', kind: 'latency', latencyMs: 200 }] })
+    const server = await listen(appWith(meter.consume('api-call')))
     const customers = Array.from({ length: 40 }, (_, i) => `idle-${i}`)
-    for (const customer of customers) {
-      h.emu.createCustomer(customer, 'pro')
-      await request(koa.callback()).post('/').set('x-customer-id', customer).expect(200)
-    }
-    h.emu.setLatency(200)
-    // Let a background pass take the idle keys and start sending them, 200 ms each.
-    const before = h.emu.requestCounts()['reportUsage'] ?? 0
-    while ((h.emu.requestCounts()['reportUsage'] ?? 0) === before) await new Promise((r) => setTimeout(r, 20))
+    for (const customer of customers) h.emu.createCustomer(customer, 'pro')
+    await Promise.all(customers.map((customer) => request(server).post('/').set('x-customer-id', customer).expect(200)))
+    server.close()
+    // Let a background pass take the idle keys and start sending them.
+    await until(() => (h.emu.requestCounts()['reportUsage'] ?? 0) > 0)
+    assert.ok((h.emu.requestCounts()['reportUsage'] ?? 0) > 0, 'a background pass is sending')
     const result = await meter.close()
     const recorded = h.emu.recordedUsage({ meteringId: 'api-call' })
     assert.ok(result.undelivered.length > 0, 'the running pass stopped at the deadline')

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import Koa from 'koa'
 import request from 'supertest'
 import { createMeter, type Meter, type PlanshipState } from '../../src/index.js'
-import { type Harness, manualClock, startHarness } from '../helpers/harness.js'
+import { type Harness, manualClock, startHarness, until } from '../helpers/harness.js'
 
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -86,13 +86,13 @@ describe('delivery when reports fail', () => {
     // Faults first: a background pass between the two requests must not deliver the first unit.
     h.emu.setFaults({ rules: [{ route: 'reportUsage', kind: 'rate-limit', retryAfterS: 60 }] })
     await consume(meter, 2)
-    await settle(150)
+    await until(() => (h.emu.requestCounts()['reportUsage'] ?? 0) >= 1)
     assert.ok((h.emu.requestCounts()['reportUsage'] ?? 0) >= 1, 'a background pass tried')
     h.emu.clearFaults()
     await settle(150)
     assert.equal(recorded(), 0, 'Planship asked for 60 s: the background passes wait')
     clock.advance(60_001)
-    await settle(150)
+    await until(() => recorded() === 2)
     assert.equal(recorded(), 2)
     const stats = meter.deliveryStats()
     assert.equal(stats.possiblyDuplicatedUnits, 0, 'a 429 was not applied')
