@@ -35,7 +35,7 @@ describe('soak: usage survives faults', () => {
     const events: MeterEvent[] = []
     const meter = createMeter({
       productSlug: emu.productSlug,
-      planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret, timeoutMs: 1_000 },
+      planship: { baseUrl: emu.url, clientId: emu.clientId, clientSecret: emu.clientSecret, timeoutMs: 5_000 },
       identify: (ctx) => ctx.get('x-customer-id') || undefined,
       cache: { ttlMs: 500 },
       reporting: { flushIntervalMs: 100, closeTimeoutMs: 30_000 },

@@ -5,7 +5,7 @@ import Koa from 'koa'
 import request from 'supertest'
 import { createMeter, type Meter, type MeterEvent, type PlanshipState } from '../../src/index.js'
 import { RedisUsageStore } from '../../src/redis/index.js'
-import { type Harness, startHarness } from '../helpers/harness.js'
+import { type Harness, startHarness, until } from '../helpers/harness.js'
 import { connected, meteredApp, OwnRedis } from './support.js'
 
 /** A client that gives up fast and reconnects every 50 ms, as a replica would want it. */
@@ -35,8 +35,9 @@ describe('RedisUsageStore when Redis fails', function () {
     events = []
     meter = createMeter({
       ...h.options,
-      // 50 ms is sometimes missed on a loaded 2-core test machine; the pause lasts far longer.
-      store: new RedisUsageStore({ client, commandTimeoutMs: 250, probeIntervalMs: 100 }),
+      // 50 ms, and once 250 ms, could be missed by a Redis descheduled on a loaded 2-core test
+      // machine: a spurious local decision. The pause lasts twice as long.
+      store: new RedisUsageStore({ client, commandTimeoutMs: 750, probeIntervalMs: 100 }),
       onEvent: (event) => events.push(event),
     })
   })
@@ -67,9 +68,8 @@ describe('RedisUsageStore when Redis fails', function () {
 
   const storeEvents = () => events.flatMap((event) => (event.type === 'store' ? [event.state] : []))
 
-  async function until(condition: () => boolean, what: string): Promise<void> {
-    for (let i = 0; i < 100 && !condition(); i++) await sleep(50)
-    assert.ok(condition(), what)
+  async function eventually(condition: () => boolean, what: string): Promise<void> {
+    assert.ok(await until(condition), what)
   }
 
   it('stopped, then restarted empty: decides locally meanwhile, then moves that usage to Redis, nothing lost or doubled', async () => {
@@ -88,7 +88,7 @@ describe('RedisUsageStore when Redis fails', function () {
     assert.equal(h.logger.lines.filter((line) => line.includes('Redis is not answering')).length, 1)
 
     await redis.start() // empty: it keeps nothing on disk
-    await until(() => storeEvents().length === 2, 'back to shared decisions')
+    await eventually(() => storeEvents().length === 2, 'back to shared decisions')
     assert.deepEqual(storeEvents(), ['local', 'shared'])
     const back = await calls(callback, 4)
     assert.deepEqual(back.sources, ['fresh'])
@@ -110,13 +110,13 @@ describe('RedisUsageStore when Redis fails', function () {
       .post('/')
       .set('x-customer-id', 'pro-customer')
       .then((r) => r.status)
-    await until(() => events.some((event) => event.type === 'decision'), 'admitted')
+    await eventually(() => events.some((event) => event.type === 'decision'), 'admitted')
     await redis.stop()
     finish()
     assert.equal(await pending, 200)
-    await until(() => storeEvents().includes('local'), 'noticed the outage')
+    await eventually(() => storeEvents().includes('local'), 'noticed the outage')
     await redis.start()
-    await until(() => storeEvents().length === 2, 'back to shared decisions')
+    await eventually(() => storeEvents().length === 2, 'back to shared decisions')
     await meter.flush()
     assert.equal(h.emu.recordedUsage({ customerId: 'pro-customer' }), 1)
   })
@@ -129,7 +129,7 @@ describe('RedisUsageStore when Redis fails', function () {
     const paused = await calls(callback, 8)
     assert.deepEqual(paused.statuses, Array(8).fill(200))
     assert.ok(paused.sources.includes('local'), paused.sources.join())
-    await until(() => storeEvents().length === 2, 'back to shared decisions after the pause')
+    await eventually(() => storeEvents().length === 2, 'back to shared decisions after the pause')
     // Commands that timed out ran when the pause ended; their replays must change nothing.
     await sleep(300)
     await meter.flush()
