@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict'
 import request from 'supertest'
 import { createMeter, type Meter, type MeterEvent, PlanshipMeterError } from '../../src/index.js'
-import { appWith, type Harness, manualClock, startHarness } from '../helpers/harness.js'
-
-/** Waits until `check` holds: messages that need a read of the product are logged when it answers. */
-async function eventually(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
-}
+import { appWith, type Harness, manualClock, startHarness, until } from '../helpers/harness.js'
 
 function consuming(meter: Meter, meteringId = 'api-call') {
   const koa = appWith(meter.consume(meteringId))
@@ -93,7 +88,7 @@ describe('misconfiguration is loud, once', () => {
     for (let i = 0; i < 3; i++) await call().expect(200)
     await call('free-customer').expect(200)
     const said = () => h.logger.lines.filter((line) => line.includes('"api-cal" feeds no lever'))
-    await eventually(() => said().length > 0)
+    await until(() => said().length > 0)
     assert.equal(said().length, 1)
     assert.match(said()[0]!, /^error .*Did you mean "api-call" \(it feeds api-calls\)\?/)
     const misconfigured = events.filter((event) => event.type === 'misconfiguration')
@@ -107,7 +102,7 @@ describe('misconfiguration is loud, once', () => {
   it("a lever's slug given as a metering id names the metering id that feeds it", async () => {
     await consuming(h.meter, 'api-calls')().expect(200)
     const said = () => h.logger.lines.filter((line) => line.includes('feeds no lever'))
-    await eventually(() => said().length > 0)
+    await until(() => said().length > 0)
     assert.deepEqual(said(), [
       'error metering id "api-calls" feeds no lever of the product: its usage is reported but limits nothing. ' +
         `"api-calls" is a lever's slug; its metering id is "api-call". {"meteringId":"api-calls"}`,
@@ -117,7 +112,7 @@ describe('misconfiguration is loud, once', () => {
   it('a metering id close to none lists those of the product; the product is read once for any number of them', async () => {
     for (const id of ['thumbnail', 'upload']) await consuming(h.meter, id)().expect(200)
     const said = () => h.logger.lines.filter((line) => line.includes('feeds no lever'))
-    await eventually(() => said().length === 2)
+    await until(() => said().length === 2)
     const listed = `The product's metering ids: "api-call", "render", "export".`
     assert.ok(
       said().every((line) => line.includes(listed)),

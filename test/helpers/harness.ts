@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import type { Server } from 'node:http'
 import Router from '@koa/router'
 import Koa from 'koa'
@@ -24,17 +25,26 @@ export function recordingLogger(): Logger & { lines: string[] } {
 }
 
 /**
- * Polls `condition` every 20 ms until it holds or `capMs` has passed; resolves whether it held.
- * For what a timer, a background pass or another process does "soon": a loaded machine delays
- * it by more than any fixed wait, so tests wait for the outcome and then assert it.
+ * Polls `condition` every `everyMs` until it holds or `capMs` has passed; resolves whether it
+ * held. For what a timer, a background pass or another process does "soon": a loaded machine
+ * delays it by more than any fixed wait, so tests wait for the outcome and then assert it.
  */
-export async function until(condition: () => boolean | Promise<boolean>, capMs = 5_000): Promise<boolean> {
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  capMs = 5_000,
+  everyMs = 20,
+): Promise<boolean> {
   const giveUpAt = performance.now() + capMs
   for (;;) {
     if (await condition()) return true
     if (performance.now() >= giveUpAt) return false
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
   }
+}
+
+/** {@link until}, then asserts that `condition` held, saying `what` when it did not. */
+export async function eventually(condition: () => boolean | Promise<boolean>, what: string, capMs?: number) {
+  assert.ok(await until(condition, capMs), what)
 }
 
 /** A clock the test moves by hand. Starts far from 0 (lru-cache and TTL maths dislike 0). */

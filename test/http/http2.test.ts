@@ -14,7 +14,7 @@ import type { AbortPolicy, FastifyMeter } from '../../src/fastify/index.js'
 import type { HonoMeter, PlanshipVariables } from '../../src/hono/index.js'
 import type { Meter, MeterCore, MeteredReservation, PlanshipState } from '../../src/index.js'
 import { startFastifyHarness } from '../helpers/fastify.js'
-import { eachHarness, type Harness, startHarness } from '../helpers/harness.js'
+import { eachHarness, eventually, type Harness, startHarness } from '../helpers/harness.js'
 import { startHonoHarness } from '../helpers/hono.js'
 import { clientGone } from '../../src/http/response-end.js'
 import { sseEvents, streamPlan, tokensFixture } from '../helpers/streams.js'
@@ -196,12 +196,6 @@ async function get(
   return { status: headers[':status'], headers, body }
 }
 
-/** Resolves once `done()` is true, polling (a loaded machine may take a while). */
-async function until(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !done(); i++) await sleep(10)
-  assert.ok(done(), 'timed out')
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
@@ -285,8 +279,8 @@ function http2Suite<M extends MeterCore>(
   it('answers extend() false once its client has cancelled, and bills a request that wrote nothing no units', async () => {
     harness().emu.createCustomer('gone', 'basic')
     const { app, session } = await open()
-    await get(session, '/wait', 'gone', () => until(() => app.waiting.count === 1))
-    await until(() => app.extended.length === 1)
+    await get(session, '/wait', 'gone', () => eventually(() => app.waiting.count === 1, 'the handler waits'))
+    await eventually(() => app.extended.length === 1, 'extend() was called')
     app.answer()
     await app.over()
     assert.deepEqual(app.extended, [false])
@@ -300,8 +294,8 @@ function http2Suite<M extends MeterCore>(
       const lever = (await harness().meter.status('head')).levers['tokens']
       return lever?.kind === 'metered' ? lever.used : undefined
     }
-    await get(session, '/wait', 'head', () => until(() => app.waiting.count === 1), 'HEAD')
-    await until(() => app.extended.length === 1)
+    await get(session, '/wait', 'head', () => eventually(() => app.waiting.count === 1, 'the handler waits'), 'HEAD')
+    await eventually(() => app.extended.length === 1, 'extend() was called')
     assert.deepEqual(app.extended, [false])
     // Node emits neither 'finish' nor 'close' for it until the handler answers: its stream is watched.
     if (settlesMidHandler) assert.equal(await used(), 0, 'released at once, the handler still running')

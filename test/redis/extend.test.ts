@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import type { Reservation, ReserveRequest } from '../../src/index.js'
 import type { RedisUsageStore, RedisUsageStoreOptions } from '../../src/redis/index.js'
-import { manualClock } from '../helpers/harness.js'
+import { eventually, manualClock } from '../helpers/harness.js'
 import { boundStore, connected, OwnRedis, redisClient, uniquePrefix } from './support.js'
 
 const CUSTOMER = 'stream-customer'
@@ -238,11 +238,6 @@ describe('RedisUsageStore.extend when Redis fails', function () {
     return store
   }
 
-  async function until(condition: () => boolean, what: string): Promise<void> {
-    for (let i = 0; i < 100 && !condition(); i++) await sleep(50)
-    assert.ok(condition(), what)
-  }
-
   beforeEach(async () => {
     redis = await OwnRedis.start()
     clients = []
@@ -266,7 +261,7 @@ describe('RedisUsageStore.extend when Redis fails', function () {
     assert.equal((await store.extend(stream, ask(11, 50))).ok, false)
     assert.equal((await store.reserve(ask(11, 50))).ok, false)
     await redis.start() // empty: it lost the hold
-    await until(() => store.mode === 'shared', 'back to shared decisions')
+    await eventually(() => store.mode === 'shared', 'back to shared decisions')
     await store.commit(stream, 37)
     assert.equal(await pendingInRedis(store), 37)
     assert.equal(await store.pendingUnits(), 0, 'nothing left behind in memory')
@@ -284,7 +279,7 @@ describe('RedisUsageStore.extend when Redis fails', function () {
     const paused = await store.extend(stream, ask(20, 50))
     assert.deepEqual([paused.ok, paused.ok && paused.local], [true, true])
     assert.equal(stream.cost, 30)
-    await until(() => store.mode === 'shared', 'back to shared decisions after the pause')
+    await eventually(() => store.mode === 'shared', 'back to shared decisions after the pause')
     // The late extension ran in Redis when the pause ended; its cancellation took it back. So the
     // fleet sees the 10 held in Redis only (the 20 are this process's until the stream settles).
     assert.equal((await other.reserve(ask(40, 50))).ok, true)

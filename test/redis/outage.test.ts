@@ -5,7 +5,7 @@ import Koa from 'koa'
 import request from 'supertest'
 import { createMeter, type Meter, type MeterEvent, type PlanshipState } from '../../src/index.js'
 import { RedisUsageStore } from '../../src/redis/index.js'
-import { type Harness, startHarness, until } from '../helpers/harness.js'
+import { eventually, type Harness, startHarness } from '../helpers/harness.js'
 import { connected, meteredApp, OwnRedis } from './support.js'
 
 /** A client that gives up fast and reconnects every 50 ms, as a replica would want it. */
@@ -67,10 +67,6 @@ describe('RedisUsageStore when Redis fails', function () {
   }
 
   const storeEvents = () => events.flatMap((event) => (event.type === 'store' ? [event.state] : []))
-
-  async function eventually(condition: () => boolean, what: string): Promise<void> {
-    assert.ok(await until(condition), what)
-  }
 
   it('stopped, then restarted empty: decides locally meanwhile, then moves that usage to Redis, nothing lost or doubled', async () => {
     const callback = app()

@@ -50,13 +50,16 @@ describe('several replicas on one Redis (child processes)', function () {
 
   /** Flushes on a live replica until Planship has `units` (a dead replica's lease must run out first). */
   async function recordedAfterFlushes(survivor: Replica, units: number, untilMs: number): Promise<number> {
-    const until = performance.now() + untilMs
-    for (;;) {
-      await survivor.flush()
-      const recorded = emu.recordedUsage({ customerId: 'fleet-customer' })
-      if (recorded >= units || performance.now() > until) return recorded
-      await sleep(100)
-    }
+    const recorded = () => emu.recordedUsage({ customerId: 'fleet-customer' })
+    await until(
+      async () => {
+        await survivor.flush()
+        return recorded() >= units
+      },
+      untilMs,
+      100,
+    )
+    return recorded()
   }
 
   for (const [quota, total, leaseUnits] of [
