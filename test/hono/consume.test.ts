@@ -264,4 +264,22 @@ describe('Hono: consume() off Node, through app.fetch', () => {
     assert.ok(whole.allowed, "the released stream's 50 units came back")
     await whole.release()
   })
+
+  it('settles a HEAD request at once, as an empty answer: Hono drops the GET body it would answer with', async () => {
+    const h = harness()
+    const app: App = new Hono()
+    app.get('/json', h.meter.consume('api-call', { cost: 10 }), (c) => c.json({ ok: true }))
+    // The free plan's 100 api calls: ten HEADs of cost 10 use them up only if every one is billed
+    // and none is still held (a hold Hono's dropped body never settles would keep them for good).
+    for (let i = 0; i < 10; i++) {
+      const res = await app.request('/json', { method: 'HEAD', ...asCustomer('free-customer') })
+      assert.equal(res.status, 200)
+      assert.equal(res.body, null)
+    }
+    const lever = (await h.meter.status('free-customer')).levers['api-calls']
+    assert.ok(lever?.kind === 'metered')
+    assert.deepEqual({ used: lever.used, remaining: lever.remaining }, { used: 100, remaining: 0 })
+    await h.meter.flush()
+    assert.equal(h.emu.recordedUsage({ customerId: 'free-customer', meteringId: 'api-call' }), 100)
+  })
 })

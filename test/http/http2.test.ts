@@ -20,8 +20,8 @@ import { clientGone } from '../../src/http/response-end.js'
 import { sseEvents, streamPlan, tokensFixture } from '../helpers/streams.js'
 
 /**
- * An app over cleartext HTTP/2 (Node's compatibility API): `/json` bills 3; `/sse` streams SSE
- * events and bills the tokens it sent; `/wait` (cost 5, HEAD too) waits for its client to leave,
+ * An app over cleartext HTTP/2 (Node's compatibility API): `/json` bills 3; `/big` bills 3, reads
+ * the request (an upload) and answers {@link BIG} characters; `/sse` streams SSE events and bills the tokens it sent; `/wait` (cost 5, HEAD too) waits for its client to leave,
  * then asks for 5 more units, keeps the answer in `extended`, and answers once `answer()` is called.
  */
 interface H2App {
@@ -63,6 +63,9 @@ function h2State() {
   }
 }
 
+/** `/big`'s answer: more than a stream's initial flow-control window, so it goes out in several writes. */
+const BIG = 'x'.repeat(200_000)
+
 const urlOf = (server: { address(): unknown }) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 const query = (url: string) => new URLSearchParams(url.split('?')[1])
 
@@ -77,6 +80,10 @@ const fastifyApp: Serve<FastifyMeter> = async (meter, onAbort) => {
   const sentBy = new WeakMap<object, { tokens: number }>()
   const usage = (request: FastifyRequest) => sentBy.get(request)?.tokens ?? 0
   app.get('/json', { preHandler: meter.consume('tokens', { cost: 3, onAbort }) }, async () => ({ ok: true }))
+  app.get('/big', { preHandler: meter.consume('tokens', { cost: 3, onAbort }) }, async (request) => {
+    request.raw.resume()
+    return BIG
+  })
   app.get('/sse', { preHandler: meter.consume('tokens', { onAbort, usage }) }, async (request, reply) => {
     const sent = { tokens: 0 }
     sentBy.set(request, sent)
@@ -103,6 +110,10 @@ const koaApp: Serve<Meter> = async (meter, onAbort) => {
   const router = new Router<PlanshipState & { sent: { tokens: number } }>()
   router.get('/json', meter.consume('tokens', { cost: 3, onAbort }), (ctx) => {
     ctx.body = { ok: true }
+  })
+  router.get('/big', meter.consume('tokens', { cost: 3, onAbort }), (ctx) => {
+    ctx.req.resume()
+    ctx.body = BIG
   })
   router.get('/sse', meter.consume('tokens', { onAbort, usage: (ctx) => ctx.state.sent.tokens }), (ctx) => {
     const sent = (ctx.state.sent = { tokens: 0 })
@@ -131,6 +142,10 @@ const honoApp: Serve<HonoMeter> = async (meter, onAbort) => {
   })
   app.use(meter.middleware())
   app.get('/json', meter.consume('tokens', { cost: 3, onAbort }), (c) => c.json({ ok: true }))
+  app.get('/big', meter.consume('tokens', { cost: 3, onAbort }), (c) => {
+    ;(c.env as { incoming: http2.Http2ServerRequest }).incoming.resume()
+    return c.text(BIG)
+  })
   app.get('/sse', meter.consume('tokens', { onAbort, usage: (c) => c.get('sent').tokens }), (c) => {
     const sent = { tokens: 0 }
     c.set('sent', sent)
@@ -255,6 +270,21 @@ function http2Suite<M extends MeterCore>(
       await app.over()
       assert.equal(await billed('h2'), 3)
     })
+
+  it("bills under 'release' a response received in full whose client then cancels its still open request side", async () => {
+    harness().emu.createCustomer('half-open', 'basic')
+    const { app, session } = await open('release')
+    // HEADERS without END_STREAM: the request side stays open, as an upload's would.
+    const request = session.request({ ':path': '/big', 'x-customer-id': 'half-open' }, { endStream: false })
+    request.on('error', () => {})
+    let received = 0
+    request.on('data', (chunk: Buffer) => (received += chunk.length))
+    await once(request, 'end') // the server's END_STREAM: every byte of the response is here
+    request.close(http2.constants.NGHTTP2_CANCEL)
+    await app.over()
+    assert.equal(received, BIG.length)
+    assert.equal(await billed('half-open'), 3, 'delivered in full: not a client gone mid-response')
+  })
 
   it('settles a stream its client cancels under the route rule, and the connection serves on', async () => {
     harness().emu.createCustomer('billed', 'basic')
