@@ -511,6 +511,13 @@ export class Enforcer {
     }
     const { snapshot } = entitlements
     const catalog = await this.#meteredLevers()
+    // Every metering id's usage read at once: with Planship slow, a status waits for one read, not one per lever.
+    const usageOf = new Map<string, Promise<Record<string, LeverUsage> | undefined>>()
+    for (const lever of Object.keys(snapshot.value)) {
+      const meteringId = catalog.get(lever)?.[0]
+      if (meteringId !== undefined && !usageOf.has(meteringId))
+        usageOf.set(meteringId, this.#cachedUsage(customerId, meteringId, snapshot.fetchedAt))
+    }
     const levers: LeverView[] = []
     for (const [lever, value] of Object.entries(snapshot.value)) {
       const meteringIds = catalog.get(lever)
@@ -519,7 +526,7 @@ export class Enforcer {
         continue
       }
       const meteringId = meteringIds[0]!
-      const usage = await this.#cachedUsage(customerId, meteringId, snapshot.fetchedAt)
+      const usage = await usageOf.get(meteringId)
       const leverUsage = usage?.[lever]
       const perBucket = isPerBucket(value)
       const buckets: (string | undefined)[] = [undefined]

@@ -7,11 +7,11 @@ import { Hono } from 'hono'
 import Koa from 'koa'
 import request from 'supertest'
 import { Planship } from '@planship/fetch'
-import type { ReserveDecision } from '../../src/index.js'
+import { createMeter, type ReserveDecision } from '../../src/index.js'
 import { startExpressHarness } from '../helpers/express.js'
 import { startFastifyHarness } from '../helpers/fastify.js'
 import { startHonoHarness } from '../helpers/hono.js'
-import { eachHarness, manualClock, startHarness } from '../helpers/harness.js'
+import { eachHarness, eventually, manualClock, startHarness } from '../helpers/harness.js'
 
 /** A deterministic PRNG (mulberry32): the property test replays the same traffic on every run. */
 function prng(seed: number): () => number {
@@ -78,6 +78,32 @@ describe('status()', () => {
     assert.equal((await meter.status('dash@example.com')).levers['api-calls']?.kind, 'metered')
     const after = (await meter.status('dash@example.com')).levers['api-calls']
     assert.ok(after?.kind === 'metered' && after.remaining === 70 && after.used === 30)
+  })
+
+  it('reads the usage of every metering id at once: a slow Planship delays a status by one read, not one per lever', async () => {
+    const h = harness()
+    const meter = createMeter({ ...h.options, planship: { ...h.options.planship, timeoutMs: 3_000 } })
+    try {
+      await meter.status('free-customer') // the product's catalog cached
+      const before = h.emu.requestCounts()['meteringIdUsage'] ?? 0
+      h.emu.setFaults({ rules: [{ route: 'meteringIdUsage', kind: 'hang' }] })
+      const status = meter.status('pro-customer') // three metering ids, none of their usage cached
+      // One at a time, the second read would start only once the first gave up, at 3 s.
+      const reads = () => (h.emu.requestCounts()['meteringIdUsage'] ?? 0) - before
+      await eventually(() => reads() === 3, 'three reads at once', 2_500)
+      const { levers } = await status // from the entitlements, the usage reads having given up
+      assert.deepEqual(Object.keys(levers), [
+        'api-calls',
+        'renders-per-minute',
+        'csv-export',
+        'max-projects',
+        'exports-per-project',
+      ])
+      assert.deepEqual(levers['api-calls'], { ...levers['api-calls'], kind: 'metered', limit: 10_000 })
+    } finally {
+      h.emu.clearFaults()
+      await meter.close()
+    }
   })
 
   it('says unlimited as null, and throws a TypeError for an id that cannot be sent, as reserve() does', async () => {
