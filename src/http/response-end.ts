@@ -57,8 +57,8 @@ export function settleAt<A extends unknown[]>(
 /** The parts of an `Http2Stream` read here. */
 interface Http2StreamEnd {
   destroyed: boolean
-  /** Its END_STREAM was handed on: the whole response went out. */
-  writableFinished: boolean
+  /** It closed before the server had ended its side: a client gone mid-response. */
+  aborted: boolean
   /** RST_STREAM's code, final once the stream closed. */
   rstCode: number
   once(event: 'close', listener: () => void): unknown
@@ -89,17 +89,17 @@ export function clientGone(res: ServerResponse): boolean {
 }
 
 /**
- * Whether every byte of `res` was handed on: to the OS, or on HTTP/2 to a stream that sent its
- * END_STREAM after the response ended (a client may still cancel its own side then, an upload's,
- * once it has the whole response) or closed without error. A HEAD stream is ended when it opens,
- * `writableFinished` before the handler ran: only its close code tells.
+ * Whether every byte of `res` was handed on: to the OS, or on HTTP/2 to a stream that closed
+ * without error, or that the client cancelled only once the response had ended and gone out (its
+ * own side still open, an upload's). Node ends a cancelled stream itself, `writableFinished`
+ * then says nothing; `aborted` tells. A HEAD stream is ended when it opens: only its close code tells.
  */
 function completed(res: ServerResponse): boolean {
   if (!res.writableFinished) return false
   const stream = http2Stream(res)
   if (stream === undefined) return true
   if (!res.writableEnded) return false
-  return stream.rstCode === NGHTTP2_NO_ERROR || (stream.writableFinished && res.req?.method !== 'HEAD')
+  return stream.rstCode === NGHTTP2_NO_ERROR || (!stream.aborted && res.req?.method !== 'HEAD')
 }
 
 /**

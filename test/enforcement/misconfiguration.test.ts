@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import request from 'supertest'
 import { createMeter, type Meter, type MeterEvent, PlanshipMeterError } from '../../src/index.js'
-import { appWith, type Harness, manualClock, startHarness, until } from '../helpers/harness.js'
+import { appWith, eventually, type Harness, manualClock, startHarness, until } from '../helpers/harness.js'
 
 function consuming(meter: Meter, meteringId = 'api-call') {
   const koa = appWith(meter.consume(meteringId))
@@ -112,7 +112,7 @@ describe('misconfiguration is loud, once', () => {
   it('a metering id close to none lists those of the product; the product is read once for any number of them', async () => {
     for (const id of ['thumbnail', 'upload']) await consuming(h.meter, id)().expect(200)
     const said = () => h.logger.lines.filter((line) => line.includes('feeds no lever'))
-    await until(() => said().length === 2)
+    await eventually(() => said().length === 2, 'one line for each of the two ids')
     const listed = `The product's metering ids: "api-call", "render", "export".`
     assert.ok(
       said().every((line) => line.includes(listed)),

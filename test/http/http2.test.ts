@@ -345,34 +345,62 @@ describe('HTTP/2: Koa on http2.createServer', () =>
 describe('HTTP/2: Hono on @hono/node-server (createServer: http2.createServer)', () =>
   http2Suite(() => startHonoHarness({ emulator: { fixture: tokensFixture } }), honoApp, false))
 
+/**
+ * A raw HTTP/2 server answering with `handle`, and a client whose `method` request is cancelled
+ * once the handler ran: resolves with what `handle` pushed to `seen`, once it called `done()`.
+ */
+async function cancelledOnArrival(
+  method: string,
+  handle: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, seen: boolean[], done: () => void) => void,
+): Promise<boolean[]> {
+  const seen: boolean[] = []
+  let [arrived, ended] = [() => {}, () => {}]
+  const arrival = new Promise<void>((resolve) => (arrived = resolve))
+  const done = new Promise<void>((resolve) => (ended = resolve))
+  const server = http2.createServer((req, res) => {
+    handle(req, res, seen, ended)
+    arrived()
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const session = http2.connect(urlOf(server))
+  try {
+    const request = session.request({ ':method': method, ':path': '/' })
+    request.on('error', () => {})
+    await arrival
+    request.close(http2.constants.NGHTTP2_CANCEL)
+    await done
+    return seen
+  } finally {
+    session.destroy()
+    await closeServer(server)
+  }
+}
+
+const gone = (res: http2.Http2ServerResponse) => clientGone(res as unknown as ServerResponse)
+
 describe('clientGone() on HTTP/2', () => {
   it('says a HEAD response cancelled before it ended is gone, after its end() too', async () => {
-    const seen: boolean[] = []
-    let [arrived, ended] = [() => {}, () => {}]
-    const arrival = new Promise<void>((resolve) => (arrived = resolve))
-    const done = new Promise<void>((resolve) => (ended = resolve))
-    const server = http2.createServer((_req, res) => {
-      arrived()
+    const seen = await cancelledOnArrival('HEAD', (_req, res, seen, done) =>
       res.stream.once('close', () => {
-        seen.push(clientGone(res as unknown as ServerResponse))
+        seen.push(gone(res))
         res.end() // a handler answering late: Node says writableEnded and writableFinished then
-        seen.push(clientGone(res as unknown as ServerResponse))
-        ended()
+        seen.push(gone(res))
+        done()
+      }),
+    )
+    assert.deepEqual(seen, [true, true])
+  })
+
+  it("says a response its handler ended because its client left is gone (an SSE handler's req.on('close'))", async () => {
+    const seen = await cancelledOnArrival('GET', (req, res, seen, done) => {
+      res.write('data: 1\n\n')
+      req.on('close', () => res.end())
+      res.on('close', () => {
+        seen.push(gone(res))
+        done()
       })
     })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const session = http2.connect(urlOf(server))
-    try {
-      const request = session.request({ ':method': 'HEAD', ':path': '/' })
-      request.on('error', () => {})
-      await arrival
-      request.close(http2.constants.NGHTTP2_CANCEL)
-      await done
-      assert.deepEqual(seen, [true, true])
-    } finally {
-      session.destroy()
-      await closeServer(server)
-    }
+    assert.deepEqual(seen, [true])
   })
 })
