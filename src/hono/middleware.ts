@@ -121,8 +121,9 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
    * Settles `hold` once the response is over. On @hono/node-server, Hono writes the response to
    * the Node one after the middleware chain resolved: it is watched there ('finish', 'close'),
    * as on Express. Elsewhere the body stream is watched (its end read, or cancelled when the
-   * client went away); a response without a body, or to HEAD, is over at once. A handler that threw (`c.error`;
-   * `next()` never rejects in Hono) before any of the response was written is not billed.
+   * client went away); a response without a body, or to HEAD, is over at once. A handler that
+   * threw (`c.error`; `next()` never rejects in Hono) before any of the response was written is
+   * not billed.
    */
   function settleAfter<A extends HonoArgs>(
     c: Context,
@@ -144,7 +145,8 @@ export function createHonoAdapter(config: HonoAdapterConfig) {
     if (c.req.raw.signal.aborted) return settleAt(gate, log, route, args, hold, LEFT_EARLY)
     const body = c.res.body
     // Hono answers HEAD with the GET route's status and headers and drops its body
-    // (`new Response(null, res)`): a watched body would never be read or cancelled, its units held for good.
+    // (`new Response(null, res)`): a watched body would never be read or cancelled, its units
+    // held for good.
     if (body === null || c.req.method === 'HEAD') return settleAt(gate, log, route, args, hold, NO_BODY)
     c.res = new Response(
       watchBody(body, ({ complete, started }) =>
