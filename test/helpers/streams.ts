@@ -42,14 +42,18 @@ export function streamPlan(query: URLSearchParams): StreamPlan {
 /**
  * The SSE events of a stream, counting what it sent in `sent.tokens`. Before a chunk that would
  * go past the reservation it extends; when that is refused it sends `quota_exceeded` and ends.
+ * With `response`, it stops once that is destroyed (its client gone): a generator waiting out
+ * its delay would otherwise count one more chunk after the meter had read the usage.
  */
 export async function* sseEvents(
   plan: StreamPlan,
   reservation: MeteredReservation | undefined,
   sent: { tokens: number },
+  response?: { destroyed: boolean },
 ): AsyncGenerator<string> {
   for (let i = 0; i < plan.chunks; i++) {
     if (plan.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, plan.delayMs))
+    if (response?.destroyed === true) return
     if (i === plan.failAt) throw new Error('the model crashed mid-stream')
     if (plan.block > 0 && reservation !== undefined && sent.tokens + plan.tokens > reservation.reserved) {
       if (!(await reservation.extend(plan.block))) {

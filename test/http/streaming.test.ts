@@ -76,7 +76,7 @@ function koaApp(meter: Meter, onAbort: AbortPolicy | undefined): Promise<StreamA
     const sent = (ctx.state.sent = state.sent = { tokens: 0 })
     ctx.type = 'text/event-stream'
     const plan = streamPlan(new URLSearchParams(ctx.querystring))
-    ctx.body = Readable.from(sseEvents(plan, ctx.state.planship.reservations.tokens, sent))
+    ctx.body = Readable.from(sseEvents(plan, ctx.state.planship.reservations.tokens, sent, ctx.res))
   })
   router.get('/slow', meter.consume('tokens', options), async (ctx) => {
     await slowWork(ctx.res, ctx.url)
@@ -116,6 +116,7 @@ function expressApp(meter: ExpressMeter, onAbort: AbortPolicy | undefined): Prom
         streamPlan(new URLSearchParams(req.url.split('?')[1])),
         res.locals.planship.reservations.tokens,
         sent,
+        res,
       )
       res.on('close', () => void events.return(undefined))
       res.type('text/event-stream')
@@ -228,7 +229,7 @@ async function fastifyApp(meter: FastifyMeter, onAbort: AbortPolicy | undefined,
   app.get('/sse', { preHandler: meter.consume('tokens', { ...options, usage }) }, async (request, reply) => {
     const sent = (state.sent = { tokens: 0 })
     sentBy.set(request, sent)
-    const events = sseEvents(streamPlan(query(request)), request.planship?.reservations['tokens'], sent)
+    const events = sseEvents(streamPlan(query(request)), request.planship?.reservations['tokens'], sent, reply.raw)
     if (sse === 'send') return reply.type('text/event-stream').send(Readable.from(events))
     reply.hijack()
     const res = reply.raw
