@@ -99,7 +99,8 @@ describe('status()', () => {
         'max-projects',
         'exports-per-project',
       ])
-      assert.deepEqual(levers['api-calls'], { ...levers['api-calls'], kind: 'metered', limit: 10_000 })
+      const calls = levers['api-calls']
+      assert.ok(calls?.kind === 'metered' && calls.limit === 10_000, JSON.stringify(calls))
     } finally {
       h.emu.clearFaults()
       await meter.close()
